@@ -1,0 +1,7 @@
+//! lorebot: a kernel patch test bot for mailing-list threads.
+//!
+//! The pipeline runs one way through one module per stage; this crate has
+//! the console analyzer so far.
+
+pub mod cli;
+pub mod console;
