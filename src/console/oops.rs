@@ -222,7 +222,7 @@ fn lockdep_formats(prefix: &str) -> Vec<Format> {
         .kind(Kind::Lockdep),
         fmt(
             &format!("{p}: inconsistent lock state"),
-            "inconsistent lock state in {2}",
+            "inconsistent lock state in {1}",
             None,
         )
         .report(&format!(
@@ -251,6 +251,13 @@ fn lockdep_formats(prefix: &str) -> Vec<Format> {
 /// within an oops the format matching earliest in the report wins.
 pub(crate) fn table() -> Vec<Oops> {
     let bug = vec![
+        fmt(
+            "BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in",
+            "KASAN: invalid-free in {1}",
+            trace(&["slab_", "kfree", "vunmap", "vfree"]),
+        )
+        .alt(&["invalid-free in {1}"])
+        .kind(Kind::Kasan),
         fmt(
             "BUG: KASAN:",
             "KASAN: {1} {3} in {4}",
@@ -611,7 +618,7 @@ pub(crate) fn table() -> Vec<Oops> {
         fmt(
             r"WARNING: .*lib/debugobjects\.c.* (?:debug_print|debug_check)",
             "WARNING: ODEBUG bug in {1}",
-            rip_trace(&["debug_object", "debug_check"]),
+            rip_trace(&["debug_object", "debug_check", "debug_print"]),
         )
         .kind(Kind::Warning),
         fmt(
@@ -708,6 +715,14 @@ pub(crate) fn table() -> Vec<Oops> {
         )
         .no_stack()
         .kind(Kind::Warning),
+        // Kernels since 6.16: `WARNING: file.c:123 at func+0x1/0x2, CPU: ...`.
+        fmt(
+            r"WARNING: lib/refcount\.c:[0-9]+ at ",
+            "WARNING: refcount bug in {1}",
+            rip_trace(&["refcount", "kobject_"]),
+        )
+        .kind(Kind::Warning),
+        fmt("WARNING: {{SRC}} at ", "WARNING in {2}", rip_trace(&[])).kind(Kind::Warning),
         fmt(
             "WARNING: CPU: [0-9]+ PID: [0-9]+ at {{SRC}}",
             "WARNING in {2}",

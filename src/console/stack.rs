@@ -65,6 +65,11 @@ const SKIP: &[&str] = &[
     "do_error",
     "_trap",
     "dump_stack",
+    "dump_backtrace",
+    "show_stack",
+    "print_report",
+    "__might_resched",
+    "^__phys_addr$",
     "warn_slowpath",
     "warn_alloc",
     "warn_bogus",
@@ -333,6 +338,11 @@ static HUNG_TASK_SKIP: LazyLock<Regex> = LazyLock::new(|| {
             "__switch_to",
             "cancel_delayed_work",
             "rcu_barrier",
+            "mutex",
+            "__sched_text_start",
+            "usb_control_msg",
+            "usb_start_wait_urb",
+            "usb_bulk_msg",
         ]
         .join("|"),
     )
@@ -548,7 +558,6 @@ fn pick(frames: &[String], extractor: Extractor) -> Option<String> {
             frames
                 .iter()
                 .find(|f| !HUNG_TASK_SKIP.is_match(f.as_bytes()))
-                .or(frames.first())
                 .cloned()
         }
     }
