@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use lorebot::console::{Options, analyze};
 
-const MIN_TITLE_PERCENT: f64 = 79.0;
+const MIN_TITLE_PERCENT: f64 = 87.5;
 
 #[derive(serde::Deserialize)]
 struct Case {

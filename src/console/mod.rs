@@ -378,14 +378,14 @@ impl Scanner {
         let mut desc = report::describe(text, oops, false);
         let mut report_text = text;
         let retry;
-        // Admit `? ` frames when reliable frames gave nothing, or when the
-        // RIP line is missing (an abbreviated report) but the trace shows the
-        // exception entry: the `? ` frame after it is where the fault hit.
+        // When the RIP line is missing (an abbreviated report) but the trace
+        // shows the exception entry, the `? ` frame after the entry is where
+        // the fault hit: admit `? ` frames.
         let abbreviated = desc.missed_anchor
             && lines
                 .iter()
                 .any(|l| memchr::memmem::find(l, b"? asm_exc_").is_some());
-        if (desc.guilty_frame.is_none() && desc.title.ends_with(" in corrupted")) || abbreviated {
+        if abbreviated {
             retry = report::build(lines, true);
             let again = report::describe(&retry.text[..retry.end], oops, true);
             if again.guilty_frame.is_some() {

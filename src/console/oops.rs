@@ -26,6 +26,8 @@ pub(crate) enum Extractor {
 /// One step of a stack format: a line to find, or "parse a stack trace here".
 pub(crate) enum Part {
     Line(Regex),
+    /// The `RIP:`/`pc :` line; abbreviated reports may lack it.
+    Rip,
     Trace,
 }
 
@@ -94,7 +96,7 @@ fn line(re: &str) -> Part {
 /// RIP frame, then the call trace.
 fn rip_trace(skips: &[&str]) -> Option<StackFmt> {
     Some(StackFmt {
-        parts: vec![line(RIP_FRAME), line(CALL_TRACE), Part::Trace],
+        parts: vec![Part::Rip, line(CALL_TRACE), Part::Trace],
         parts2: vec![],
         skip: skip(skips),
         extractor: Extractor::First,
@@ -109,6 +111,11 @@ fn trace(skips: &[&str]) -> Option<StackFmt> {
         skip: skip(skips),
         extractor: Extractor::First,
     })
+}
+
+/// KMSAN prints the frames right after its header, without `Call Trace:`.
+fn kmsan_trace(skips: &[&str]) -> Option<StackFmt> {
+    stack(vec![Part::Trace], skips, Extractor::First)
 }
 
 fn stack(parts: Vec<Part>, skips: &[&str], extractor: Extractor) -> Option<StackFmt> {
@@ -308,7 +315,7 @@ pub(crate) fn table() -> Vec<Oops> {
         fmt(
             "BUG: KMSAN: kernel-usb-infoleak",
             "KMSAN: kernel-usb-infoleak in {2}",
-            trace(&[
+            kmsan_trace(&[
                 "alloc_skb",
                 "usb_submit_urb",
                 "usb_start_wait_urb",
@@ -323,7 +330,7 @@ pub(crate) fn table() -> Vec<Oops> {
         fmt(
             "BUG: KMSAN:",
             "KMSAN: {1} in {3}",
-            trace(&["alloc_skb", "netlink_ack", "netlink_rcv_skb"]),
+            kmsan_trace(&["alloc_skb", "netlink_ack", "netlink_rcv_skb"]),
         )
         .report(r"BUG: KMSAN: ([a-z\-]+) in {{FUNC}}")
         .alt(&["bad-access in {3}"])
@@ -424,7 +431,7 @@ pub(crate) fn table() -> Vec<Oops> {
             "BUG: soft lockup",
             "BUG: soft lockup in {1}",
             stack(
-                vec![line(RIP_FRAME), line(CALL_TRACE), Part::Trace],
+                vec![Part::Rip, line(CALL_TRACE), Part::Trace],
                 &[],
                 Extractor::Stall,
             ),
@@ -534,7 +541,7 @@ pub(crate) fn table() -> Vec<Oops> {
             "BUG: memory leak",
             "memory leak in {1}",
             stack(
-                vec![line("backtrace:"), Part::Trace],
+                vec![line(r"backtrace(?: \(crc [0-9a-f]+\))?:"), Part::Trace],
                 &[
                     "kmemleak",
                     "mmap",
@@ -559,7 +566,7 @@ pub(crate) fn table() -> Vec<Oops> {
             "BUG: .*stack guard page was hit at",
             "BUG: stack guard page was hit in {1}",
             stack(
-                vec![line(RIP_FRAME), line(CALL_TRACE), Part::Trace],
+                vec![Part::Rip, line(CALL_TRACE), Part::Trace],
                 &[],
                 Extractor::Stall,
             ),
@@ -739,7 +746,7 @@ pub(crate) fn table() -> Vec<Oops> {
         Some(StackFmt {
             parts: vec![
                 line("apic_timer_interrupt|Exception stack|el1h_64_irq"),
-                line(RIP_FRAME),
+                Part::Rip,
                 Part::Trace,
             ],
             parts2: vec![
@@ -957,7 +964,7 @@ pub(crate) fn table() -> Vec<Oops> {
             vec![fmt(
                 "PANIC: double fault",
                 "PANIC: double fault in {1}",
-                stack(vec![line(RIP_FRAME)], &[], Extractor::First),
+                stack(vec![Part::Rip], &[], Extractor::First),
             )],
             &[],
         ),
@@ -1071,7 +1078,7 @@ pub(crate) fn table() -> Vec<Oops> {
                 "detected hard LOCKUP on cpu",
                 "BUG: hard lockup in {1}",
                 stack(
-                    vec![line(RIP_FRAME), line(CALL_TRACE), Part::Trace],
+                    vec![Part::Rip, line(CALL_TRACE), Part::Trace],
                     &[],
                     Extractor::Stall,
                 ),

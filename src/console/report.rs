@@ -342,7 +342,7 @@ pub(crate) fn lacks_stack(report: &[u8], title: &str) -> bool {
             .skip(1)
             .take(15)
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .any(|l| stack::FRAME.is_match(l));
+            .any(|l| stack::frame_captures(l).is_some());
         if !frames_after {
             return true;
         }

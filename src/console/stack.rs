@@ -27,8 +27,16 @@ static STACK_START: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 });
 
 /// A frame line: `func+0x12/0x34`, optionally behind one or two `[<pc>]`.
-pub(crate) static FRAME: LazyLock<Regex> =
-    LazyLock::new(|| compile(r"^ *(?:{{PC}} ){0,2}{{FUNC}}"));
+static FRAME: LazyLock<Regex> = LazyLock::new(|| compile(r"^ *(?:{{PC}} ){0,2}{{FUNC}}"));
+
+/// 32-bit Arm: `[<pc>] (func) from [<pc>] (caller+0x1/0x2)`, both frames.
+static ARM_FRAME: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"));
+
+/// The captures of a frame line in any architecture's format.
+pub(crate) fn frame_captures(line: &[u8]) -> Option<regex::bytes::Captures<'_>> {
+    FRAME.captures(line).or_else(|| ARM_FRAME.captures(line))
+}
 
 /// A frame line with its offset and size, for the frame list in the output.
 static FRAME_DETAIL: LazyLock<Regex> = LazyLock::new(|| {
@@ -66,6 +74,27 @@ const SKIP: &[&str] = &[
     "_trap",
     "dump_stack",
     "dump_backtrace",
+    "unwind_backtrace",
+    "walk_stackframe",
+    "stack_trace_consume_entry",
+    "print_tainted",
+    "get_taint",
+    "hex_dump",
+    "do_kernel_fault",
+    "^trace_hardirqs",
+    "lock_timer_base",
+    "alloc_frozen_pages",
+    "^crc",
+    "^xas_",
+    "rhashtable_lookup",
+    "drop_nlink",
+    "^iput$",
+    "cleanup_srcu_struct",
+    "fast_dput",
+    "mark_buffer_dirty",
+    "aes_encrypt",
+    "klist_next",
+    "assertfail",
     "show_stack",
     "print_report",
     "__might_resched",
@@ -414,13 +443,19 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
     let mut frames: Vec<String> = Vec::new();
     let mut corrupted = false;
     let mut missed_first = false;
+    let mut anchored = false;
     let mut idx = 0;
     'parts: while idx < parts.len() {
         match &parts[idx] {
-            Part::Line(re) => {
+            part @ (Part::Line(_) | Part::Rip) => {
+                let re = match part {
+                    Part::Line(re) => re,
+                    _ => &*RIP,
+                };
                 // A line that never comes (a RIP line in an abbreviated
-                // report, a `Call Trace:` header in older formats) does not
-                // consume the rest of the report.
+                // report, a `Call Trace:` header after an inline RIP in older
+                // formats) does not consume the rest of the report once an
+                // earlier line anchored the parse.
                 let mut ahead = lines.clone();
                 let mut found = false;
                 for ln in ahead.by_ref() {
@@ -434,9 +469,13 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
                     }
                 }
                 if found {
+                    anchored = true;
                     lines = ahead;
-                } else if idx == 0 {
-                    missed_first = true;
+                } else if matches!(part, Part::Rip) {
+                    missed_first |= idx == 0;
+                } else if !anchored {
+                    // Nothing to parse a trace after.
+                    lines = ahead;
                 }
             }
             Part::Trace => {
@@ -458,7 +497,7 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
                         idx += 2;
                         continue 'parts;
                     }
-                    if let Some(c) = FRAME.captures(ln) {
+                    if let Some(c) = frame_captures(ln) {
                         // With `? ` frames admitted, the frames above an
                         // exception entry are the exception handling itself;
                         // the fault happened in the frame after the entry.
