@@ -135,6 +135,8 @@ struct Segment {
     /// The header starts a caller-tagged report (`[ T123]`): such reports
     /// may span other reports and are collected up to the limits.
     tagged: bool,
+    /// A die() banner (`... [#1]`) was seen after the header.
+    banner_seen: bool,
 }
 
 /// Streaming analyzer: feed it console output in pieces of any size.
@@ -318,11 +320,13 @@ impl Scanner {
                         bytes: line.len(),
                         lines: vec![line],
                         tagged,
+                        banner_seen: false,
                     });
                 }
             }
             Some(seg) => {
-                let is_header = report::starts_next_report(&line);
+                let is_header = report::starts_next_report(&seg.lines[0], &line, seg.banner_seen);
+                seg.banner_seen |= report::is_die_banner(&line);
                 seg.bytes += line.len();
                 seg.lines.push(line);
                 seg.line_nos.push(line_no);
@@ -351,18 +355,17 @@ impl Scanner {
             let line_nos = seg.line_nos[next..].to_vec();
             let bytes = rest.iter().map(Vec::len).sum();
             let tagged = matches!(report::context(&rest[0]), report::Context::Caller(_));
+            let banner_seen = rest.iter().skip(1).any(|l| report::is_die_banner(l));
             self.segment = Some(Segment {
                 line_nos,
                 lines: rest,
                 bytes,
                 tagged,
+                banner_seen,
             });
             let again = self.segment.as_ref().is_some_and(|s| {
-                s.lines
-                    .iter()
-                    .skip(1)
-                    .any(|l| report::starts_next_report(l))
-                    && !s.tagged
+                let lines: Vec<&[u8]> = s.lines.iter().map(Vec::as_slice).collect();
+                !s.tagged && report::next_report(&lines).is_some()
             });
             if at_end || again {
                 self.close_segment(at_end);

@@ -113,6 +113,20 @@ fn trace(skips: &[&str]) -> Option<StackFmt> {
     })
 }
 
+/// The lock's release site, then the stack of the task releasing it.
+fn unlock_balance_stack() -> Option<StackFmt> {
+    stack(
+        vec![
+            line("is trying to release lock"),
+            line("{{PC}} +{{FUNC}}"),
+            line(CALL_TRACE),
+            Part::Trace,
+        ],
+        &[],
+        Extractor::First,
+    )
+}
+
 /// KMSAN prints the frames right after its header, without `Call Trace:`.
 fn kmsan_trace(skips: &[&str]) -> Option<StackFmt> {
     stack(vec![Part::Trace], skips, Extractor::First)
@@ -462,9 +476,8 @@ pub(crate) fn table() -> Vec<Oops> {
         fmt(
             "BUG: bad unlock balance detected!",
             "BUG: bad unlock balance in {1}",
-            None,
+            unlock_balance_stack(),
         )
-        .report(r"BUG: bad unlock balance detected!(?:.*\n){0,15}?.*is trying to release lock(?:.*\n){0,15}?.*{{PC}} +{{FUNC}}")
         .kind(Kind::Lockdep),
         fmt("BUG: held lock freed!", "BUG: held lock freed in {1}", None)
             .report(r"BUG: held lock freed!(?:.*\n)+?.*{{PC}} +{{FUNC}}")
@@ -485,9 +498,12 @@ pub(crate) fn table() -> Vec<Oops> {
         fmt(
             "BUG: Dentry .* still in use",
             "BUG: Dentry still in use in {1}",
-            trace(&[]),
+            None,
         )
-        .alt(&["BUG: Dentry still in use [{1}]"]),
+        // Block device names (loop0, loop1...) would split one bug in many.
+        .report(r"BUG: Dentry .* still in use \([0-9]+\) \[(unmount) of ([^\] ]+)")
+        .alt(&["BUG: Dentry still in use [{1} of {2}]"])
+        .no_stack(),
         fmt(
             "BUG: Bad page (state|map|cache)",
             "BUG: Bad page {1} in {2}",
@@ -655,7 +671,7 @@ pub(crate) fn table() -> Vec<Oops> {
         fmt(
             r"WARNING: .*kernel/locking/lockdep\.c.*lock_",
             "WARNING: locking bug in {1}",
-            rip_trace(&["lock_sock", "lock_"]),
+            rip_trace(&["lock_sock", "release_sock", "lock_"]),
         )
         .kind(Kind::Lockdep),
         fmt(
@@ -679,6 +695,25 @@ pub(crate) fn table() -> Vec<Oops> {
         .report(r"WARNING: lock held when returning to user space(?:.*\n)+?.*leaving the kernel with locks still held(?:.*\n)+?.*at: (?:{{PC}} +)?{{FUNC}}")
         .no_stack()
         .kind(Kind::Lockdep),
+        fmt(
+            r"WARNING: .*mm/vmalloc\.c.*__vmalloc_node",
+            "WARNING: zero-size vmalloc in {1}",
+            rip_trace(&["vmalloc"]),
+        )
+        .kind(Kind::Warning),
+        // The URB submitter is the culprit, not the USB core.
+        fmt(
+            r"WARNING: (?:.* at )?drivers/usb/core/urb\.c:[0-9]+ (?:at )?usb_submit_urb",
+            "WARNING in {1}/usb_submit_urb",
+            rip_trace(&[
+                "usb_submit_urb",
+                "usb_start_wait_urb",
+                "usb_bulk_msg",
+                "usb_interrupt_msg",
+                "usb_control_msg",
+            ]),
+        )
+        .kind(Kind::Warning),
         fmt(
             r"WARNING: .*mm/.*\.c.* k?.?malloc",
             "WARNING: kmalloc bug in {1}",
@@ -708,9 +743,8 @@ pub(crate) fn table() -> Vec<Oops> {
         fmt(
             "WARNING: bad unlock balance detected!",
             "WARNING: bad unlock balance in {1}",
-            None,
+            unlock_balance_stack(),
         )
-        .report(r"WARNING: bad unlock balance detected!(?:.*\n){0,15}?.*is trying to release lock(?:.*\n){0,15}?.*{{PC}} +{{FUNC}}")
         .kind(Kind::Lockdep),
         fmt("WARNING: held lock freed!", "WARNING: held lock freed in {1}", None)
             .report(r"WARNING: held lock freed!(?:.*\n)+?.*at:? {{PC}} +{{FUNC}}")
@@ -774,7 +808,7 @@ pub(crate) fn table() -> Vec<Oops> {
         .alt(&["stall in {1}"])
         .kind(Kind::RcuStall),
         fmt(
-            "INFO: task .* blocked for more than [0-9]+ seconds",
+            "INFO: task .* blocked (?:in I/O wait )?for more than [0-9]+ seconds",
             "INFO: task hung in {1}",
             stack(vec![line(CALL_TRACE), Part::Trace], &[], Extractor::HungTask),
         )

@@ -54,6 +54,13 @@ fn strip_prefix(line: &[u8], ctx: &Context, keep_questionable: bool) -> (Vec<u8>
     {
         line = &line[m.end()..];
     }
+    // PowerPC marks unreliable frames with a suffix.
+    if let Some(rest) = line.strip_suffix(b" (unreliable)") {
+        if keep_questionable {
+            return (rest.to_vec(), false);
+        }
+        return (Vec::new(), true);
+    }
     if let Some(m) = QUESTIONABLE.find(line) {
         if keep_questionable {
             let mut out = b" ".to_vec();
@@ -80,15 +87,50 @@ pub(crate) fn oops_of(line: &[u8]) -> Option<usize> {
     OOPSES.iter().position(|o| matches_oops(line, o))
 }
 
-/// Whether a line starts a report of its own after another report. A kernel
-/// panic that follows a report is its consequence and belongs to it.
-pub(crate) fn starts_next_report(line: &[u8]) -> bool {
-    oops_of(line).is_some_and(|i| {
-        let o = &OOPSES[i];
-        // Panics follow reports; `unregister_netdevice: waiting` repeats
-        // every few seconds in the middle of other output.
-        o.kind != Kind::Panic && o.header != b"unregister_netdevice: waiting for"
-    })
+/// The die() banner of an oops: `invalid opcode: 0000 [#1] SMP`.
+static DIE_BANNER: LazyLock<Regex> = LazyLock::new(|| compile(r": [0-9a-f]+ \[#[0-9]+\]"));
+
+pub(crate) fn is_die_banner(line: &[u8]) -> bool {
+    DIE_BANNER.is_match(line)
+}
+
+/// Whether `line` starts a report of its own inside the report that starts
+/// at `first`. A kernel panic after a report is its consequence;
+/// `unregister_netdevice: waiting` repeats every few seconds in the middle
+/// of other output; the first die() banner after `kernel BUG at` or a bad
+/// access is the same oops (`banner_seen`: the report already had one).
+pub(crate) fn starts_next_report(first: &[u8], line: &[u8], banner_seen: bool) -> bool {
+    let Some(i) = oops_of(line) else {
+        return false;
+    };
+    let o = &OOPSES[i];
+    if o.kind == Kind::Panic || o.header == b"unregister_netdevice: waiting for" {
+        return false;
+    }
+    if !banner_seen
+        && is_die_banner(line)
+        && oops_of(first).is_some_and(|f| {
+            matches!(
+                OOPSES[f].kind,
+                Kind::Bug | Kind::NullDeref | Kind::PagingFault
+            )
+        })
+    {
+        return false;
+    }
+    true
+}
+
+/// Index of the first line after `lines[0]` that starts another report.
+pub(crate) fn next_report(lines: &[&[u8]]) -> Option<usize> {
+    let mut banner_seen = false;
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        if starts_next_report(lines[0], line, banner_seen) {
+            return Some(i);
+        }
+        banner_seen |= is_die_banner(line);
+    }
+    None
 }
 
 pub(crate) struct Built {
@@ -107,14 +149,11 @@ pub(crate) fn build(lines: &[&[u8]], keep_questionable: bool) -> Built {
     let ctx = context(lines[0]);
     let mut text = Vec::new();
     let mut end = 0;
-    let mut next_report = None;
     let mut last_line = 0;
     let mut text_lines = 0;
     let mut skip_rest = false;
+    let next_report = self::next_report(lines);
     for (i, line) in lines.iter().enumerate() {
-        if i > 0 && next_report.is_none() && starts_next_report(line) {
-            next_report = Some(i);
-        }
         let ctx1 = context(line);
         let (stripped, questionable) = strip_prefix(line, &ctx1, keep_questionable);
         if ctx1 != ctx {
@@ -137,7 +176,7 @@ pub(crate) fn build(lines: &[&[u8]], keep_questionable: bool) -> Built {
         if !skip_line {
             text.extend_from_slice(&stripped);
             text.push(b'\n');
-            if next_report.is_none() || matches!(ctx, Context::Caller(_)) {
+            if next_report.is_none_or(|n| i < n) || matches!(ctx, Context::Caller(_)) {
                 end = text.len();
                 last_line = i;
             }

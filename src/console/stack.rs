@@ -95,6 +95,28 @@ const SKIP: &[&str] = &[
     "aes_encrypt",
     "klist_next",
     "assertfail",
+    "do_tag_check_fault",
+    "do_translation_fault",
+    "arch_stack_walk",
+    "put_device",
+    "mod_timer",
+    "timer_delete",
+    "^aes",
+    "^dput$",
+    "wait_for_completion",
+    "do_mem_abort",
+    "^el1",
+    "stack_trace_save",
+    "find_lock_entries",
+    "truncate_inode_pages",
+    "insert_work",
+    "__raw_read",
+    "__raw_write",
+    "^logic_(?:in|out)",
+    "queue_delayed_work",
+    "^crypto_cipher",
+    "sk_stop_timer",
+    "cipher_crypt",
     "show_stack",
     "print_report",
     "__might_resched",
@@ -270,6 +292,7 @@ const STRIP_PREFIXES: &[&str] = &[
     "____sys_",
     "___sys_",
     "__sys_",
+    "__se_sys_",
     "__se_",
     "__do_sys_",
     "compat_SYSC_",
@@ -339,6 +362,7 @@ static STALL_ANCHORS: LazyLock<Regex> = LazyLock::new(|| {
             "sock_common_getsockopt",
             "__netif_receive_skb",
             "^__fput$",
+            "^__do_fault$",
             "task_work_run",
             "tasklet_action",
             "^rtnetlink_rcv_msg$",
@@ -444,6 +468,7 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
     let mut corrupted = false;
     let mut missed_first = false;
     let mut anchored = false;
+    let mut corrupted_before_frames = false;
     let mut idx = 0;
     'parts: while idx < parts.len() {
         match &parts[idx] {
@@ -461,6 +486,7 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
                 for ln in ahead.by_ref() {
                     if CORRUPTED_LINE.is_match(ln) {
                         corrupted = true;
+                        corrupted_before_frames |= frames.is_empty();
                     }
                     if let Some(c) = re.captures(ln) {
                         push_frame(&mut frames, &c, fmt.skip.as_ref());
@@ -483,6 +509,7 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
                 for ln in lines.by_ref() {
                     if CORRUPTED_LINE.is_match(ln) {
                         corrupted = true;
+                        corrupted_before_frames |= frames.is_empty();
                         idx += 1;
                         continue 'parts;
                     }
@@ -516,7 +543,13 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
         idx += 1;
     }
     Extracted {
-        frame: pick(&frames, fmt.extractor),
+        // A fault-injection stack interleaved before any frame makes the
+        // frame choice a guess.
+        frame: if corrupted_before_frames {
+            None
+        } else {
+            pick(&frames, fmt.extractor)
+        },
         corrupted,
         missed_first,
     }
@@ -587,7 +620,10 @@ fn pick(frames: &[String], extractor: Extractor) -> Option<String> {
             // Tasks blocked on a global lock or grace period hang wherever
             // they happen to wait: name the lock, not the victim.
             for f in frames {
-                if f.starts_with("synchronize_rcu") {
+                if f.starts_with("synchronize_rcu")
+                    || f.starts_with("synchronize_sched")
+                    || f == "__wait_rcu_gp"
+                {
                     return Some("synchronize_rcu".to_owned());
                 }
                 if f == "rtnl_lock" {

@@ -90,7 +90,9 @@ static P: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     rip: compile(r"RIP: [0-9]+:(?:\[<[0-9a-f]+>\] )?([a-zA-Z0-9_.]+)\+0x"),
     soft_lockup: compile(r"soft lockup - CPU#([0-9]+) stuck for ([0-9]+)s! \[(.*):([0-9]+)\]"),
     hard_lockup: compile(r"hard LOCKUP on cpu ([0-9]+)"),
-    hung: compile(r"INFO: task (.*):([0-9]+) blocked for more than ([0-9]+) seconds"),
+    hung: compile(
+        r"INFO: task (.*):([0-9]+) blocked (?:in I/O wait )?for more than ([0-9]+) seconds",
+    ),
     tasks_task: compile(r"task:(\S+)\s+state:\S.*pid:\s*([0-9]+)"),
 });
 
