@@ -17,8 +17,9 @@ pub(crate) enum Extractor {
     /// Stalls and lockups: the frame called by the outermost generic
     /// dispatcher ("anchor") found from the top of the stack.
     Stall,
-    /// RCU stalls: the stalled CPU's RIP when it is not generic, else `Stall`.
-    RcuStall,
+    /// RCU stalls: the stalled CPU's RIP when the report prints it before
+    /// the trace and it is not generic, else `Stall`.
+    StalledRip,
     /// Hung tasks: the first frame that is not scheduler or waiting machinery.
     HungTask,
 }
@@ -788,7 +789,7 @@ pub(crate) fn table() -> Vec<Oops> {
                 Part::Trace,
             ],
             skip: skip(&["apic_timer_interrupt", "rcu"]),
-            extractor: Extractor::RcuStall,
+            extractor: Extractor::StalledRip,
         })
     };
     let mut info = lockdep_formats("INFO");

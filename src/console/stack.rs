@@ -560,7 +560,7 @@ fn extract_parts(report: &[u8], parts: &[Part], fmt: &StackFmt, questionable: bo
 /// abbreviated reports pasted into mail); it also falls back to the plain call
 /// trace when the format's anchor lines are missing.
 pub(crate) fn extract(report: &[u8], fmt: &StackFmt, questionable: bool) -> Extracted {
-    if fmt.extractor == Extractor::RcuStall
+    if fmt.extractor == Extractor::StalledRip
         && let Some(rip) = kernel_rip(report, fmt)
     {
         return Extracted {
@@ -599,7 +599,7 @@ fn kernel_rip(report: &[u8], fmt: &StackFmt) -> Option<String> {
 fn pick(frames: &[String], extractor: Extractor) -> Option<String> {
     match extractor {
         Extractor::First => frames.first().cloned(),
-        Extractor::Stall | Extractor::RcuStall => {
+        Extractor::Stall | Extractor::StalledRip => {
             // Cross-CPU calls wait for another CPU: the wait is the stall.
             if frames.iter().any(|f| f.starts_with("smp_call_function")) {
                 return Some("smp_call_function".to_owned());

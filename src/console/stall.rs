@@ -72,9 +72,7 @@ struct Patterns {
 
 static P: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     rcu_header: compile(r"INFO: (rcu_[a-z_]+) (self-)?detected( expedited)? stalls?"),
-    cpu_line: compile(
-        r"^\s*(?:rcu:\s*)?\s*([0-9]+)-[^ :]*: \((?:([0-9]+) ticks this GP|detected by)",
-    ),
+    cpu_line: compile(r"^\s*(?:rcu:\s*)?([0-9]+)-[^ :]*: \((?:([0-9]+) ticks this GP)?"),
     t_line: compile(
         r"\(t=([0-9]+) jiffies g=(-?[0-9]+)(?: c=-?[0-9]+)? q=([0-9]+)(?: ncpus=([0-9]+))?\)",
     ),
