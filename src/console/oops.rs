@@ -794,6 +794,15 @@ pub(crate) fn table() -> Vec<Oops> {
     };
     let mut info = lockdep_formats("INFO");
     info.extend([
+        // Tasks-RCU stalls name holdout tasks, not CPUs: no timer interrupt
+        // in the trace, the task's own stack is the report.
+        fmt(
+            r"INFO: rcu_tasks(?:_trace|_rude)? detected stalls? on tasks",
+            "INFO: rcu detected stall in {1}",
+            stack(vec![line(CALL_TRACE), Part::Trace], &["rcu"], Extractor::Stall),
+        )
+        .alt(&["stall in {1}"])
+        .kind(Kind::RcuStall),
         fmt(
             r"INFO: rcu_(?:preempt|sched|bh|tasks|tasks_trace|tasks_rude) (?:self-)?detected(?: expedited)? stall",
             "INFO: rcu detected stall in {1}",

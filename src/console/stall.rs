@@ -91,7 +91,7 @@ static P: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     hung: compile(
         r"INFO: task (.*):([0-9]+) blocked (?:in I/O wait )?for more than ([0-9]+) seconds",
     ),
-    tasks_task: compile(r"task:(\S+)\s+state:\S.*pid:\s*([0-9]+)"),
+    tasks_task: compile(r"task:(\S+)\s+state:\S.*? pid:\s*([0-9]+)"),
 });
 
 fn num<T: std::str::FromStr>(b: Option<regex::bytes::Match>) -> Option<T> {
