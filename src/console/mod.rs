@@ -11,7 +11,6 @@ mod stall;
 
 use std::io::{self, Read};
 
-use aho_corasick::AhoCorasick;
 use serde::Serialize;
 
 pub use stack::Frame;
@@ -24,6 +23,8 @@ const MAX_LINE: usize = 64 * 1024;
 /// A report is collected up to this many lines or bytes.
 const MAX_REPORT_LINES: usize = 2000;
 const MAX_REPORT_BYTES: usize = 1 << 20;
+/// A panic this close after a report's end is that report's consequence.
+const PANIC_FOLLOW_LINES: u64 = 100;
 /// Read size for streaming.
 const CHUNK: usize = 1 << 20;
 
@@ -142,7 +143,6 @@ struct Segment {
 /// Streaming analyzer: feed it console output in pieces of any size.
 pub struct Scanner {
     opts: Options,
-    finder: AhoCorasick,
     mail: Option<bool>,
     head: Vec<u8>,
     carry: Vec<u8>,
@@ -159,15 +159,9 @@ pub struct Scanner {
 
 impl Scanner {
     pub fn new(opts: Options) -> Scanner {
-        let headers: Vec<&[u8]> = report::OOPSES.iter().map(|o| o.header).collect();
-        let finder = AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(headers)
-            .expect("static header patterns");
         Scanner {
             mail: opts.mail,
             opts,
-            finder,
             head: Vec::new(),
             carry: Vec::new(),
             carry_cut: false,
@@ -258,7 +252,7 @@ impl Scanner {
         while pos < buf.len() {
             if self.segment.is_none() && self.mail != Some(true) && self.held.is_none() {
                 // Skip ordinary output up to the line of the next header.
-                match self.finder.find(&buf[pos..]) {
+                match report::ANY_HEADER.find(&buf[pos..]) {
                     None => {
                         self.lines += count_lines(&buf[pos..]);
                         return;
@@ -415,10 +409,11 @@ impl Scanner {
     }
 
     fn push_crash(&mut self, crash: Crash) {
-        // `Kernel panic - not syncing` after a report is its consequence,
-        // not a second bug.
+        // `Kernel panic - not syncing` right after a report is its
+        // consequence, not a second bug.
         if crash.kind == Kind::Panic
             && let Some(prev) = self.crashes.last_mut()
+            && crash.start_line <= prev.end_line + PANIC_FOLLOW_LINES
         {
             self.panicked = true;
             prev.end_line = prev.end_line.max(crash.end_line);
@@ -465,7 +460,7 @@ fn is_wrapped_continuation(prev: &[u8], line: &[u8]) -> bool {
 }
 
 fn count_lines(buf: &[u8]) -> u64 {
-    buf.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', buf).count() as u64
 }
 
 /// Analyzes a whole log in memory.

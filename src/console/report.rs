@@ -76,15 +76,30 @@ fn strip_prefix(line: &[u8], ctx: &Context, keep_questionable: bool) -> (Vec<u8>
     (line.to_vec(), false)
 }
 
-/// Whether `line` starts a report of `oops`.
-pub(crate) fn matches_oops(line: &[u8], oops: &Oops) -> bool {
-    memchr::memmem::find(line, oops.header).is_some()
-        && !oops.suppressions.iter().any(|s| s.is_match(line))
-}
+/// Any header at all: one pass before the per-oops checks.
+pub(crate) static ANY_HEADER: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(OOPSES.iter().map(|o| o.header))
+        .expect("static headers")
+});
+
+/// Each header's searcher, built once.
+static HEADER_FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> = LazyLock::new(|| {
+    OOPSES
+        .iter()
+        .map(|o| memchr::memmem::Finder::new(o.header))
+        .collect()
+});
 
 /// The oops a line starts, if any.
 pub(crate) fn oops_of(line: &[u8]) -> Option<usize> {
-    OOPSES.iter().position(|o| matches_oops(line, o))
+    if !ANY_HEADER.is_match(line) {
+        return None;
+    }
+    OOPSES.iter().zip(HEADER_FINDERS.iter()).position(|(o, f)| {
+        f.find(line).is_some() && !o.suppressions.iter().any(|s| s.is_match(line))
+    })
 }
 
 /// The die() banner of an oops: `invalid opcode: 0000 [#1] SMP`.
