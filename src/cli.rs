@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::console::{self, Analysis, Crash, Options};
+use crate::mail::Mail;
 
 /// Logs go to stderr; `LOREBOT_LOG` (or `RUST_LOG`) sets the filter.
 pub fn init_logging() {
@@ -191,4 +192,120 @@ fn render_crash(s: &mut String, i: usize, n: usize, c: &Crash) {
     if lines.len() > REPORT_LINES {
         let _ = writeln!(s, "  | ... ({} more lines)", lines.len() - REPORT_LINES);
     }
+}
+
+/// Where `lorebot series` reads a thread from.
+pub enum ThreadSource {
+    Mbox(PathBuf),
+    Lore {
+        base: String,
+        list: String,
+        msgid: String,
+        contact: String,
+    },
+}
+
+/// Parses raw mails; a mail that does not parse is reported and skipped.
+fn parse_mails(raws: Vec<Vec<u8>>, origin: &str) -> Vec<Mail> {
+    raws.into_iter()
+        .enumerate()
+        .filter_map(|(i, raw)| match Mail::parse(&raw, crate::mail::DEFAULT_MAX_SIZE) {
+            Ok(m) => {
+                if m.message_id_derived {
+                    tracing::warn!(origin, mail = i + 1, msgid = %m.message_id, "mail has no Message-ID; derived one");
+                }
+                Some(m)
+            }
+            Err(e) => {
+                tracing::warn!(origin, mail = i + 1, error = %e, "skipping mail");
+                None
+            }
+        })
+        .collect()
+}
+
+/// `lorebot series`.
+pub fn series(source: ThreadSource, json: bool) -> anyhow::Result<ExitCode> {
+    let mails = match &source {
+        ThreadSource::Mbox(path) => {
+            let data =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let raws = if data.starts_with(&[0x1f, 0x8b]) {
+                crate::mail::read_mbox_gz(&data, 1 << 30)
+                    .with_context(|| format!("cannot decompress {}", path.display()))?
+            } else {
+                crate::mail::read_mbox(&data)
+            };
+            parse_mails(raws, &path.display().to_string())
+        }
+        ThreadSource::Lore {
+            base,
+            list,
+            msgid,
+            contact,
+        } => {
+            let client = crate::lore::Client::new(contact);
+            let raws = client.thread(base, list, msgid)?;
+            parse_mails(raws, msgid)
+        }
+    };
+    let analysis = crate::series::analyze(&mails);
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &analysis)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render_series(&analysis).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_series(a: &crate::series::Analysis) -> String {
+    let mut s = String::new();
+    if a.series.is_empty() {
+        let _ = writeln!(s, "no patch series");
+    }
+    for (i, ser) in a.series.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(s);
+        }
+        let tag = if ser.rfc { "RFC " } else { "" };
+        let _ = writeln!(s, "[{tag}v{} {}] {}", ser.version, ser.total, ser.subject);
+        let _ = writeln!(s, "  id:        {}", ser.id);
+        if let Some(b) = &ser.base_commit {
+            let _ = writeln!(s, "  base:      {b}");
+        }
+        if let Some(r) = &ser.in_reply_to_report {
+            let _ = writeln!(s, "  fixes the report in {r}");
+        }
+        if let Some(n) = &ser.superseded_by {
+            let _ = writeln!(s, "  superseded by {n}");
+        }
+        if !ser.complete {
+            let missing: Vec<String> = ser
+                .missing
+                .iter()
+                .map(|m| format!("{m}/{}", ser.total))
+                .collect();
+            let _ = writeln!(s, "  incomplete: missing {}", missing.join(", "));
+        }
+        for p in &ser.patches {
+            let _ = writeln!(s, "  {}/{} {}", p.index, p.total, p.subject);
+            for t in &p.trailers {
+                let _ = writeln!(s, "      {}: {}", t.name, t.value);
+            }
+        }
+    }
+    for c in &a.commands {
+        let what = match &c.kind {
+            crate::series::CommandKind::Test { repo: None, .. } => "test".to_owned(),
+            crate::series::CommandKind::Test { repo: Some(r), rev } => {
+                format!("test {r} {}", rev.as_deref().unwrap_or(""))
+            }
+            crate::series::CommandKind::Bisect { good, bad } => format!("bisect {good} {bad}"),
+            crate::series::CommandKind::Invalid { error } => format!("invalid: {error}"),
+        };
+        let _ = writeln!(s, "#lorebot {what}  (in {})", c.msgid);
+    }
+    s
 }

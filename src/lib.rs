@@ -5,4 +5,6 @@
 
 pub mod cli;
 pub mod console;
+pub mod lore;
 pub mod mail;
+pub mod series;

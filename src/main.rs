@@ -30,6 +30,27 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Show the patch series, trailers and #lorebot commands in a thread.
+    Series {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// An mbox (or single mail) holding the thread.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["msgid", "url", "list"], required_unless_present = "msgid")]
+        mbox: Option<PathBuf>,
+        /// A Message-ID in the thread, fetched from lore.
+        #[arg(long, value_name = "ID", requires_all = ["url", "list"])]
+        msgid: Option<String>,
+        /// lore's base URL, e.g. https://lore.kernel.org
+        #[arg(long, value_name = "BASE")]
+        url: Option<String>,
+        /// The list's name on lore, e.g. linux-fsdevel
+        #[arg(long, value_name = "NAME")]
+        list: Option<String>,
+        /// Contact sent in the User-Agent.
+        #[arg(long, env = "LOREBOT_CONTACT", default_value = "unset")]
+        contact: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +63,26 @@ fn main() -> ExitCode {
             mail,
             files,
         } => lorebot::cli::analyze(&files, json, hz, mail),
+        Command::Series {
+            json,
+            mbox,
+            msgid,
+            url,
+            list,
+            contact,
+        } => {
+            let source = match (mbox, msgid, url, list) {
+                (Some(path), ..) => lorebot::cli::ThreadSource::Mbox(path),
+                (None, Some(msgid), Some(base), Some(list)) => lorebot::cli::ThreadSource::Lore {
+                    base,
+                    list,
+                    msgid,
+                    contact,
+                },
+                _ => unreachable!("clap requires --mbox or --msgid with --url and --list"),
+            };
+            lorebot::cli::series(source, json)
+        }
     };
     match result {
         Ok(code) => code,
