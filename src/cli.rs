@@ -309,3 +309,55 @@ fn render_series(a: &crate::series::Analysis) -> String {
     }
     s
 }
+
+/// `lorebot lore sync`.
+pub fn lore_sync(
+    url: &str,
+    list: &str,
+    db: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    max_mail_size: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let db = db.unwrap_or_else(crate::store::Store::default_path);
+    let data_dir = data_dir
+        .or_else(|| db.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut store = crate::store::Store::open(&db)?;
+    let opts = crate::lore::SyncOptions {
+        max_mail_size,
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let r = crate::lore::sync(&mut store, &data_dir, url, list, &opts)
+        .with_context(|| format!("syncing {list} from {url}"))?;
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &r)?;
+        writeln!(out)?;
+    } else {
+        let epochs: Vec<String> = r.epochs.iter().map(u32::to_string).collect();
+        writeln!(
+            out,
+            "{list}: epochs {}: {} new, {} already seen, {} rejected, {} deleted ({:.1} s)",
+            if epochs.is_empty() {
+                "none".to_owned()
+            } else {
+                epochs.join(",")
+            },
+            r.ingested,
+            r.duplicates,
+            r.rejected,
+            r.deleted,
+            start.elapsed().as_secs_f64()
+        )?;
+        if !r.rewritten_epochs.is_empty() {
+            writeln!(
+                out,
+                "history rewritten in epoch(s) {:?} (purge): re-walked",
+                r.rewritten_epochs
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

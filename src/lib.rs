@@ -8,3 +8,4 @@ pub mod console;
 pub mod lore;
 pub mod mail;
 pub mod series;
+pub mod store;

@@ -30,6 +30,11 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Follow lore archives.
+    Lore {
+        #[command(subcommand)]
+        command: LoreCommand,
+    },
     /// Show the patch series, trailers and #lorebot commands in a thread.
     Series {
         /// Print JSON.
@@ -53,6 +58,31 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LoreCommand {
+    /// Mirror a list's public-inbox git epochs and ingest new messages.
+    Sync {
+        /// lore's base URL (https://lore.kernel.org, or file:// for a local archive).
+        #[arg(long, value_name = "BASE")]
+        url: String,
+        /// The list's name on lore.
+        #[arg(long, value_name = "NAME")]
+        list: String,
+        /// The database (default: $XDG_DATA_HOME/lorebot/lorebot.sqlite3).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Where mirrors are kept (default: beside the database).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Reject mails larger than this many bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = lorebot::mail::DEFAULT_MAX_SIZE)]
+        max_mail_size: usize,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> ExitCode {
     lorebot::cli::init_logging();
     let cli = Cli::parse();
@@ -63,6 +93,17 @@ fn main() -> ExitCode {
             mail,
             files,
         } => lorebot::cli::analyze(&files, json, hz, mail),
+        Command::Lore {
+            command:
+                LoreCommand::Sync {
+                    url,
+                    list,
+                    db,
+                    data_dir,
+                    max_mail_size,
+                    json,
+                },
+        } => lorebot::cli::lore_sync(&url, &list, db, data_dir, max_mail_size, json),
         Command::Series {
             json,
             mbox,

@@ -2,8 +2,12 @@
 //! message or thread; mirroring of a list's git epochs.
 
 mod http;
+mod mirror;
+mod sync;
 
 pub use http::{Client, FetchError};
+pub use mirror::MirrorError;
+pub use sync::{SyncError, SyncOptions, SyncReport, sync};
 
 /// lorebot's User-Agent: lore asks bots to identify themselves and give a
 /// contact.

@@ -1,0 +1,200 @@
+//! Mirrors of a list's public-inbox v2 git epochs (`<base>/<list>/N`).
+//!
+//! Each epoch is a bare repository whose commits each add one message (file
+//! `m`) or a deletion (file `d`). Fetches are forced: a purge rewrites
+//! history, and the mirror follows.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Repository, Sort};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MirrorError {
+    #[error("epoch {epoch} at {url}: {source}")]
+    Fetch {
+        epoch: u32,
+        url: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("mirror {path}: {source}")]
+    Repo {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+}
+
+/// One archive entry.
+pub enum Item {
+    /// A message: its blob id and bytes.
+    Message { blob: String, raw: Vec<u8> },
+    /// A deletion (`d`) or a purged message (`m` emptied): the blob named.
+    Deleted { blob: String },
+}
+
+pub struct Mirror {
+    dir: PathBuf,
+    base: String,
+    list: String,
+}
+
+/// Sanitises a URL into a directory name.
+fn dir_name(url: &str) -> String {
+    url.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_start_matches("file://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Mirror {
+    pub fn new(data_dir: &Path, base: &str, list: &str) -> Mirror {
+        let base = base.trim_end_matches('/').to_owned();
+        Mirror {
+            dir: data_dir
+                .join("mirrors")
+                .join(dir_name(&base))
+                .join(dir_name(list)),
+            base,
+            list: list.to_owned(),
+        }
+    }
+
+    fn epoch_path(&self, epoch: u32) -> PathBuf {
+        self.dir.join(format!("{epoch}.git"))
+    }
+
+    fn url(&self, epoch: u32) -> String {
+        format!("{}/{}/{}", self.base, self.list, epoch)
+    }
+
+    /// Fetches every epoch, discovering new ones after the last known;
+    /// returns the epochs present.
+    pub fn fetch(&self) -> Result<Vec<u32>, MirrorError> {
+        let mut epochs = Vec::new();
+        let mut epoch = 0;
+        loop {
+            let known = self.epoch_path(epoch).join("HEAD").exists();
+            match self.fetch_epoch(epoch) {
+                Ok(()) => epochs.push(epoch),
+                // An epoch never seen that the server does not have: the
+                // previous one is the newest.
+                Err(e) if !known && epoch > 0 => {
+                    tracing::debug!(epoch, error = %e, "no such epoch");
+                    let _ = std::fs::remove_dir_all(self.epoch_path(epoch));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            epoch += 1;
+        }
+        Ok(epochs)
+    }
+
+    fn fetch_epoch(&self, epoch: u32) -> Result<(), MirrorError> {
+        let path = self.epoch_path(epoch);
+        let repo_err = |source| MirrorError::Repo {
+            path: path.clone(),
+            source,
+        };
+        let repo = match Repository::open_bare(&path) {
+            Ok(r) => r,
+            Err(_) => Repository::init_bare(&path).map_err(repo_err)?,
+        };
+        let url = self.url(epoch);
+        let mut remote = repo.remote_anonymous(&url).map_err(repo_err)?;
+        remote
+            .fetch(&["+refs/heads/*:refs/heads/*"], None, None)
+            .map_err(|source| MirrorError::Fetch { epoch, url, source })
+    }
+
+    /// The newest commit of an epoch.
+    pub fn head(&self, epoch: u32) -> Result<Option<String>, MirrorError> {
+        let path = self.epoch_path(epoch);
+        let repo =
+            Repository::open_bare(&path).map_err(|source| MirrorError::Repo { path, source })?;
+        Ok(branch_tip(&repo).map(|o| o.to_string()))
+    }
+
+    /// Entries of `epoch` after commit `since`, oldest first, handed to `f`
+    /// with their commit. When `since` is not in the history any more (a
+    /// purge rewrote it), every entry comes again and `rewritten` is true.
+    pub fn walk<F, E>(&self, epoch: u32, since: Option<&str>, mut f: F) -> Result<bool, E>
+    where
+        F: FnMut(&str, Item) -> Result<(), E>,
+        E: From<MirrorError>,
+    {
+        let path = self.epoch_path(epoch);
+        let repo_err = |source| MirrorError::Repo {
+            path: path.clone(),
+            source,
+        };
+        let repo = Repository::open_bare(&path).map_err(repo_err)?;
+        let Some(tip) = branch_tip(&repo) else {
+            return Ok(false);
+        };
+        let since = since.and_then(|s| git2::Oid::from_str(s).ok());
+        let continues = match since {
+            Some(s) => s == tip || repo.graph_descendant_of(tip, s).unwrap_or(false),
+            None => true,
+        };
+        let mut walk = repo.revwalk().map_err(repo_err)?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+            .map_err(repo_err)?;
+        walk.push(tip).map_err(repo_err)?;
+        if continues && let Some(s) = since {
+            walk.hide(s).map_err(repo_err)?;
+        }
+        for oid in walk {
+            let oid = oid.map_err(repo_err)?;
+            let commit = repo.find_commit(oid).map_err(repo_err)?;
+            let tree = commit.tree().map_err(repo_err)?;
+            let item = if let Some(e) = tree.get_name("m") {
+                let blob = repo.find_blob(e.id()).map_err(repo_err)?;
+                if blob.content().is_empty() {
+                    // public-inbox-purge empties the message; the commit
+                    // names the blob it replaced.
+                    match commit
+                        .summary()
+                        .ok()
+                        .flatten()
+                        .and_then(|s| s.strip_prefix("purged "))
+                    {
+                        Some(old) => Item::Deleted {
+                            blob: old.trim().to_owned(),
+                        },
+                        None => continue,
+                    }
+                } else {
+                    Item::Message {
+                        blob: e.id().to_string(),
+                        raw: blob.content().to_vec(),
+                    }
+                }
+            } else if let Some(e) = tree.get_name("d") {
+                Item::Deleted {
+                    blob: e.id().to_string(),
+                }
+            } else {
+                continue;
+            };
+            f(&oid.to_string(), item)?;
+        }
+        Ok(!continues)
+    }
+}
+
+fn branch_tip(repo: &Repository) -> Option<git2::Oid> {
+    ["refs/heads/master", "refs/heads/main"]
+        .iter()
+        .find_map(|r| repo.refname_to_id(r).ok())
+}

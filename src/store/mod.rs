@@ -1,0 +1,457 @@
+//! The bot's state in one SQLite file: what was seen on each list, series,
+//! commands, jobs, runs and replies.
+//!
+//! Every change a crash could interrupt is one transaction: after `kill -9`
+//! at any point, a restart resumes with nothing lost and nothing done twice.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database {path} has schema version {found}, newer than this lorebot ({known})")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Schema migrations, applied in order; each runs in one transaction.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE lists (
+    id INTEGER PRIMARY KEY,
+    base_url TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (base_url, name)
+);
+-- The last archive commit ingested, per epoch: where the next sync starts.
+CREATE TABLE epoch_cursors (
+    list_id INTEGER NOT NULL REFERENCES lists(id),
+    epoch INTEGER NOT NULL,
+    last_commit TEXT NOT NULL,
+    PRIMARY KEY (list_id, epoch)
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    list_id INTEGER NOT NULL REFERENCES lists(id),
+    msgid TEXT NOT NULL,
+    msgid_derived INTEGER NOT NULL DEFAULT 0,
+    epoch INTEGER,
+    git_commit TEXT,
+    blob TEXT,
+    date INTEGER,
+    author TEXT,
+    subject TEXT NOT NULL,
+    in_reply_to TEXT,
+    refs TEXT NOT NULL DEFAULT '[]',
+    deleted INTEGER NOT NULL DEFAULT 0,
+    raw BLOB NOT NULL,
+    UNIQUE (list_id, msgid)
+);
+CREATE INDEX messages_in_reply_to ON messages (list_id, in_reply_to);
+CREATE INDEX messages_blob ON messages (blob);
+-- Mails that could not be ingested, with the reason.
+CREATE TABLE rejected (
+    id INTEGER PRIMARY KEY,
+    list_id INTEGER NOT NULL REFERENCES lists(id),
+    epoch INTEGER,
+    git_commit TEXT,
+    blob TEXT,
+    size INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    UNIQUE (list_id, blob)
+);
+-- A patch series, one row per version.
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY,
+    list_id INTEGER NOT NULL REFERENCES lists(id),
+    series_msgid TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    base_commit TEXT,
+    in_reply_to_report TEXT,
+    superseded_by TEXT,
+    author TEXT,
+    assembled TEXT NOT NULL, -- the series as JSON (patches, trailers)
+    first_seen INTEGER NOT NULL,
+    UNIQUE (list_id, series_msgid)
+);
+CREATE TABLE commands (
+    id INTEGER PRIMARY KEY,
+    list_id INTEGER NOT NULL REFERENCES lists(id),
+    msgid TEXT NOT NULL,
+    series_msgid TEXT,
+    command TEXT NOT NULL, -- the command as JSON
+    UNIQUE (list_id, msgid, command)
+);
+-- A test of one series (or patch) with one job; state moves forward only.
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    series_id INTEGER REFERENCES series(id),
+    command_id INTEGER REFERENCES commands(id),
+    job_name TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    verdict TEXT,
+    detail TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE INDEX jobs_state ON jobs (state);
+-- One VM run of one arm (base or patched) of a job.
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    arm TEXT NOT NULL,
+    kernel_commit TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    analysis TEXT,
+    log_path TEXT,
+    started INTEGER NOT NULL,
+    finished INTEGER,
+    UNIQUE (job_id, arm, seq)
+);
+-- A reply is recorded before it is sent and marked sent after.
+CREATE TABLE replies (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id),
+    msgid TEXT NOT NULL UNIQUE,
+    channel TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    sent INTEGER
+);
+"#];
+
+/// One message to record, as the archive holds it.
+#[derive(Clone, Debug)]
+pub struct NewMessage<'a> {
+    pub msgid: &'a str,
+    pub msgid_derived: bool,
+    pub git_commit: &'a str,
+    pub blob: &'a str,
+    pub date: Option<i64>,
+    pub author: Option<String>,
+    pub subject: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    pub raw: &'a [u8],
+}
+
+/// What happened to one archive entry.
+#[derive(Clone, Debug)]
+pub enum Entry<'a> {
+    Message(NewMessage<'a>),
+    Rejected {
+        git_commit: &'a str,
+        blob: &'a str,
+        size: usize,
+        reason: String,
+    },
+    /// The archive deleted (or purged) the message stored as `blob`.
+    Deleted {
+        blob: &'a str,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    pub ingested: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub deleted: u64,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// The default database: `$XDG_DATA_HOME/lorebot/lorebot.sqlite3`.
+    pub fn default_path() -> PathBuf {
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("lorebot").join("lorebot.sqlite3")
+    }
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(open_err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_err)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(open_err)?;
+            tx.execute_batch(sql).map_err(open_err)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(open_err)?;
+            tx.commit().map_err(open_err)?;
+        }
+        Ok(Store { conn })
+    }
+
+    /// The id of a list, created on first use.
+    pub fn list_id(&mut self, base_url: &str, name: &str) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO lists (base_url, name) VALUES (?1, ?2)",
+            params![base_url, name],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT id FROM lists WHERE base_url = ?1 AND name = ?2",
+            params![base_url, name],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The last commit ingested from an epoch.
+    pub fn cursor(&self, list_id: i64, epoch: u32) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_commit FROM epoch_cursors WHERE list_id = ?1 AND epoch = ?2",
+                params![list_id, epoch],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Epochs with a cursor.
+    pub fn epochs(&self, list_id: i64) -> Result<Vec<u32>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT epoch FROM epoch_cursors WHERE list_id = ?1 ORDER BY epoch")?;
+        let rows = st.query_map([list_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records `entries` of `epoch` and moves its cursor to `cursor`, in one
+    /// transaction. A message already stored (same list and Message-ID) is
+    /// counted as a duplicate, never stored twice.
+    pub fn ingest(
+        &mut self,
+        list_id: i64,
+        epoch: u32,
+        cursor: &str,
+        entries: &[Entry],
+    ) -> Result<BatchCounts, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut counts = BatchCounts::default();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO messages
+                 (list_id, msgid, msgid_derived, epoch, git_commit, blob, date, author, subject,
+                  in_reply_to, refs, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            let mut reject = tx.prepare_cached(
+                "INSERT OR IGNORE INTO rejected (list_id, epoch, git_commit, blob, size, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut delete = tx.prepare_cached(
+                "UPDATE messages SET deleted = 1 WHERE list_id = ?1 AND blob = ?2",
+            )?;
+            for e in entries {
+                match e {
+                    Entry::Message(m) => {
+                        let refs =
+                            serde_json::to_string(m.references).unwrap_or_else(|_| "[]".into());
+                        let n = insert.execute(params![
+                            list_id,
+                            m.msgid,
+                            m.msgid_derived,
+                            epoch,
+                            m.git_commit,
+                            m.blob,
+                            m.date,
+                            m.author,
+                            m.subject,
+                            m.in_reply_to,
+                            refs,
+                            m.raw
+                        ])?;
+                        if n == 1 {
+                            counts.ingested += 1;
+                        } else {
+                            counts.duplicates += 1;
+                        }
+                    }
+                    Entry::Rejected {
+                        git_commit,
+                        blob,
+                        size,
+                        reason,
+                    } => {
+                        counts.rejected += reject.execute(params![
+                            list_id,
+                            epoch,
+                            git_commit,
+                            blob,
+                            *size as i64,
+                            reason
+                        ])? as u64;
+                    }
+                    Entry::Deleted { blob } => {
+                        counts.deleted += delete.execute(params![list_id, blob])? as u64;
+                    }
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO epoch_cursors (list_id, epoch, last_commit) VALUES (?1, ?2, ?3)
+             ON CONFLICT (list_id, epoch) DO UPDATE SET last_commit = excluded.last_commit",
+            params![list_id, epoch, cursor],
+        )?;
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    /// Counts of stored messages and rejections for a list.
+    pub fn message_counts(&self, list_id: i64) -> Result<(u64, u64), StoreError> {
+        let messages: i64 = self.conn.query_row(
+            "SELECT count(*) FROM messages WHERE list_id = ?1 AND deleted = 0",
+            [list_id],
+            |r| r.get(0),
+        )?;
+        let rejected: i64 = self.conn.query_row(
+            "SELECT count(*) FROM rejected WHERE list_id = ?1",
+            [list_id],
+            |r| r.get(0),
+        )?;
+        Ok((messages as u64, rejected as u64))
+    }
+
+    /// The raw mails of the thread holding `msgid`: its ancestors' root and
+    /// every reply below it, in arrival order.
+    pub fn thread(&self, list_id: i64, msgid: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        // Walk up to the root, then down; a CTE bounds both walks.
+        let root: Option<String> = self
+            .conn
+            .query_row(
+                "WITH RECURSIVE up(msgid, parent, depth) AS (
+                     SELECT msgid, in_reply_to, 0 FROM messages WHERE list_id = ?1 AND msgid = ?2
+                     UNION
+                     SELECT m.msgid, m.in_reply_to, up.depth + 1 FROM messages m
+                     JOIN up ON m.msgid = up.parent AND m.list_id = ?1 WHERE up.depth < 1000)
+                 SELECT msgid FROM up ORDER BY depth DESC LIMIT 1",
+                params![list_id, msgid],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(root) = root else {
+            return Ok(Vec::new());
+        };
+        let mut st = self.conn.prepare(
+            "WITH RECURSIVE down(msgid, depth) AS (
+                 SELECT ?2, 0
+                 UNION
+                 SELECT m.msgid, down.depth + 1 FROM messages m
+                 JOIN down ON m.in_reply_to = down.msgid AND m.list_id = ?1 WHERE down.depth < 1000)
+             SELECT raw FROM messages WHERE list_id = ?1 AND deleted = 0
+               AND msgid IN (SELECT msgid FROM down) ORDER BY id",
+        )?;
+        let rows = st.query_map(params![list_id, root], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg<'a>(id: &'a str, parent: Option<&'a str>, blob: &'a str) -> Entry<'a> {
+        Entry::Message(NewMessage {
+            msgid: id,
+            msgid_derived: false,
+            git_commit: "c",
+            blob,
+            date: None,
+            author: None,
+            subject: "s",
+            in_reply_to: parent,
+            references: &[],
+            raw: id.as_bytes(),
+        })
+    }
+
+    #[test]
+    fn ingest_is_idempotent_and_moves_the_cursor() {
+        let dir = std::env::temp_dir().join(format!("lorebot-store-{}", std::process::id()));
+        let path = dir.join("db.sqlite3");
+        let _ = std::fs::remove_file(&path);
+        let mut s = Store::open(&path).unwrap();
+        let l = s.list_id("http://x", "l").unwrap();
+        assert_eq!(s.list_id("http://x", "l").unwrap(), l);
+        let batch = [
+            msg("a", None, "b1"),
+            msg("b", Some("a"), "b2"),
+            msg("c", Some("b"), "b3"),
+        ];
+        let c = s.ingest(l, 0, "c1", &batch).unwrap();
+        assert_eq!((c.ingested, c.duplicates), (3, 0));
+        let c = s.ingest(l, 0, "c2", &batch).unwrap();
+        assert_eq!((c.ingested, c.duplicates), (0, 3));
+        assert_eq!(s.cursor(l, 0).unwrap().as_deref(), Some("c2"));
+        assert_eq!(
+            s.thread(l, "b").unwrap(),
+            [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        let c = s
+            .ingest(l, 0, "c3", &[Entry::Deleted { blob: "b3" }])
+            .unwrap();
+        assert_eq!(c.deleted, 1);
+        assert_eq!(s.message_counts(l).unwrap(), (2, 0));
+        drop(s);
+        // Reopening migrates nothing and keeps everything.
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.epochs(l).unwrap(), [0]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,238 @@
+//! `lorebot lore sync`: mirror public-inbox git epochs and ingest each
+//! message exactly once, across new mails, purges, new epochs and restarts.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use support::Lore;
+
+fn sync(url: &str, list: &str, state: &Path, extra: &[&str]) -> Value {
+    let db = state.join("db.sqlite3");
+    let out = Command::new(env!("CARGO_BIN_EXE_lorebot"))
+        .args([
+            "lore", "sync", "--json", "--url", url, "--list", list, "--db",
+        ])
+        .arg(&db)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn count(state: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(state.join("db.sqlite3")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn script(lore: &Lore, args: &[&str]) {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lore-fixture"))
+        .arg(lore.tree())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn follows_a_real_public_inbox_without_missing_or_repeating() {
+    let lore = Lore::start("sync");
+    let state = tempdir("sync");
+
+    let r = sync(&lore.url, "test", &state, &[]);
+    assert_eq!(
+        (r["ingested"].as_u64(), r["epochs"].clone()),
+        (Some(24), serde_json::json!([0]))
+    );
+    let r = sync(&lore.url, "test", &state, &[]);
+    assert_eq!(
+        (r["ingested"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // A new message arrives.
+    lore.add(&["later/rfc-3.patch"]);
+    assert_eq!(sync(&lore.url, "test", &state, &[])["ingested"], 1);
+
+    // A restart after a crash between two batches: the cursor is behind
+    // what is stored. The re-walk stores nothing twice.
+    let conn = rusqlite::Connection::open(state.join("db.sqlite3")).unwrap();
+    let first: String = conn
+        .query_row(
+            "SELECT git_commit FROM messages ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute("UPDATE epoch_cursors SET last_commit = ?1", [&first])
+        .unwrap();
+    drop(conn);
+    let r = sync(&lore.url, "test", &state, &[]);
+    assert_eq!(
+        (r["ingested"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(24))
+    );
+    assert_eq!(count(&state, "SELECT count(*) FROM messages"), 25);
+
+    // A purge rewrites history: the mirror follows, the message is marked
+    // deleted, nothing is ingested twice.
+    script(&lore, &["--purge", "cmd-unknown-1@example.org"]);
+    let r = sync(&lore.url, "test", &state, &[]);
+    assert_eq!(r["rewritten_epochs"], serde_json::json!([0]));
+    assert_eq!(
+        (r["ingested"].as_u64(), r["deleted"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        count(
+            &state,
+            "SELECT deleted FROM messages WHERE msgid = 'cmd-unknown-1@example.org'"
+        ),
+        1
+    );
+
+    // A new epoch is discovered.
+    script(&lore, &["--new-epoch"]);
+    lore.add(&["later/tested-v2-0.eml"]);
+    let r = sync(&lore.url, "test", &state, &[]);
+    assert_eq!(r["epochs"], serde_json::json!([0, 1]));
+    assert_eq!(r["ingested"], 1);
+    assert_eq!(
+        count(
+            &state,
+            "SELECT epoch FROM messages WHERE msgid = 'reply-tested-v2-0@example.org'"
+        ),
+        1
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A local archive in public-inbox v2 layout (`<dir>/<list>/0`), one commit
+/// per entry, made with libgit2.
+fn archive(dir: &Path, list: &str, mails: &[&[u8]]) {
+    let repo = git2::Repository::init_bare(dir.join(list).join("0")).unwrap();
+    let sig = git2::Signature::new(
+        "archive",
+        "a@example.org",
+        &git2::Time::new(1_700_000_000, 0),
+    )
+    .unwrap();
+    let mut parent: Option<git2::Oid> = None;
+    for (i, m) in mails.iter().enumerate() {
+        let blob = repo.blob(m).unwrap();
+        let mut tb = repo.treebuilder(None).unwrap();
+        tb.insert("m", blob, 0o100644).unwrap();
+        let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+        let parents: Vec<git2::Commit> = parent
+            .iter()
+            .map(|p| repo.find_commit(*p).unwrap())
+            .collect();
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        let c = repo
+            .commit(
+                Some("refs/heads/master"),
+                &sig,
+                &sig,
+                &format!("mail {i}"),
+                &tree,
+                &refs,
+            )
+            .unwrap();
+        parent = Some(c);
+    }
+}
+
+#[test]
+fn hostile_mails_are_rejected_with_a_reason_and_lose_nothing_else() {
+    let dir = tempdir("hostile");
+    let mut chain: Vec<Vec<u8>> = Vec::new();
+    for i in 0..3000 {
+        let parent = if i > 0 {
+            format!("In-Reply-To: <deep-{}@x>\n", i - 1)
+        } else {
+            String::new()
+        };
+        chain.push(
+            format!("Message-ID: <deep-{i}@x>\n{parent}Subject: Re: deep\n\nreply {i}\n")
+                .into_bytes(),
+        );
+    }
+    let big = [
+        b"Message-ID: <big@x>\nSubject: big\n\n".as_slice(),
+        &vec![b'x'; 200_000],
+    ]
+    .concat();
+    let garbage: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut mails: Vec<&[u8]> = vec![
+        b"Message-ID: <good-1@x>\nSubject: [PATCH] a\n\nok\n",
+        &garbage,
+        b"From: someone@x\nSubject: no id\n\nbody\n",
+        b"Message-ID: <good-1@x>\nSubject: same id, other content\n\nz\n",
+        &big,
+        b"Message-ID: <good-2@x>\nContent-Type: multipart/mixed; boundary=\"zz\"\nSubject: broken mime\n\n--zz\nContent-Type: text/plain\n\nno end boundary\n",
+    ];
+    mails.extend(chain.iter().map(Vec::as_slice));
+    archive(&dir.join("arch"), "h", &mails);
+    let url = format!("file://{}", dir.join("arch").display());
+    let state = dir.join("state");
+    let r = sync(&url, "h", &state, &["--max-mail-size", "100000"]);
+    // Every entry is accounted for: stored, a duplicate, or rejected with
+    // a reason (binary garbage either fails MIME parsing or is kept under a
+    // derived Message-ID).
+    assert_eq!(
+        r["rejected"].as_u64().unwrap()
+            + r["ingested"].as_u64().unwrap()
+            + r["duplicates"].as_u64().unwrap(),
+        3006
+    );
+    assert_eq!(r["duplicates"], 1, "the second good-1 is not stored twice");
+    assert!(
+        count(
+            &state,
+            "SELECT count(*) FROM rejected WHERE reason LIKE '%limit%'"
+        ) == 1
+    );
+    assert_eq!(
+        count(
+            &state,
+            "SELECT count(*) FROM messages WHERE msgid LIKE 'deep-%'"
+        ),
+        3000
+    );
+    assert_eq!(
+        count(
+            &state,
+            "SELECT count(*) FROM messages WHERE msgid_derived = 1 AND subject = 'no id'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &state,
+            "SELECT count(*) FROM messages WHERE msgid = 'good-2@x'"
+        ),
+        1
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("lorebot-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
