@@ -351,6 +351,11 @@ pub fn lore_sync(
             r.deleted,
             start.elapsed().as_secs_f64()
         )?;
+        writeln!(
+            out,
+            "{} thread(s) assembled: {} series version(s) new or changed, {} new command(s)",
+            r.threads, r.series, r.commands
+        )?;
         if !r.rewritten_epochs.is_empty() {
             writeln!(
                 out,

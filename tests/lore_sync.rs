@@ -55,15 +55,33 @@ fn follows_a_real_public_inbox_without_missing_or_repeating() {
         (r["ingested"].as_u64(), r["epochs"].clone()),
         (Some(24), serde_json::json!([0]))
     );
+    // Five threads: the report with its fix, netfs v1+v2, the RFC series,
+    // and two single patches; four #lorebot commands.
+    let assembled = |r: &Value| {
+        (
+            r["threads"].as_u64(),
+            r["series"].as_u64(),
+            r["commands"].as_u64(),
+        )
+    };
+    assert_eq!(assembled(&r), (Some(5), Some(6), Some(4)));
     let r = sync(&lore.url, "test", &state, &[]);
     assert_eq!(
         (r["ingested"].as_u64(), r["duplicates"].as_u64()),
         (Some(0), Some(0))
     );
 
-    // A new message arrives.
+    // A new message arrives: its thread is assembled again and the series
+    // is complete now.
+    let complete = "SELECT complete FROM series \
+                    WHERE series_msgid = '20240801-net-next-gro-stats-v1-0-feedf00d@example.org'";
+    assert_eq!(count(&state, complete), 0);
     lore.add(&["later/rfc-3.patch"]);
-    assert_eq!(sync(&lore.url, "test", &state, &[])["ingested"], 1);
+    let r = sync(&lore.url, "test", &state, &[]);
+    assert_eq!(r["ingested"], 1);
+    assert_eq!(assembled(&r), (Some(1), Some(1), Some(0)));
+    assert_eq!(count(&state, complete), 1);
+    assert_eq!(count(&state, "SELECT count(*) FROM dirty_threads"), 0);
 
     // A restart after a crash between two batches: the cursor is behind
     // what is stored. The re-walk stores nothing twice.

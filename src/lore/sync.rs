@@ -42,6 +42,12 @@ pub struct SyncReport {
     pub deleted: u64,
     /// Epochs whose history was rewritten (a purge) since the last sync.
     pub rewritten_epochs: Vec<u32>,
+    /// Threads with new mail, re-assembled.
+    pub threads: u64,
+    /// Series versions new or changed (new patches, trailers, a newer version).
+    pub series: u64,
+    /// New `#lorebot` commands.
+    pub commands: u64,
 }
 
 impl SyncReport {
@@ -51,6 +57,57 @@ impl SyncReport {
         self.rejected += c.rejected;
         self.deleted += c.deleted;
     }
+}
+
+/// Re-assembles the threads marked dirty (they received or lost mail) and
+/// stores their series and commands.
+fn assemble_threads(
+    store: &mut Store,
+    list_id: i64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let mut roots: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    // Root of each message seen, so that a long reply chain costs one walk.
+    let mut root_of: std::collections::HashMap<String, String> = Default::default();
+    for msgid in store.dirty_threads(list_id)? {
+        let mut path = vec![msgid.clone()];
+        let root = loop {
+            let at = path.last().expect("path starts non-empty").clone();
+            if let Some(r) = root_of.get(&at) {
+                break r.clone();
+            }
+            match store.parent(list_id, &at)? {
+                Some(Some(p)) if !path.contains(&p) && path.len() < 100_000 => path.push(p),
+                // A root, or a cycle.
+                Some(_) => break at,
+                // A parent the archive lacks: the child is the root here.
+                None => {
+                    path.pop();
+                    break path.last().cloned().unwrap_or(at);
+                }
+            }
+        };
+        for p in path {
+            root_of.insert(p, root.clone());
+        }
+        roots.entry(root).or_default().push(msgid);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for (root, dirty) in roots {
+        let mails: Vec<Mail> = store
+            .thread_below(list_id, &root)?
+            .iter()
+            .filter_map(|raw| Mail::parse(raw, usize::MAX).ok())
+            .collect();
+        let found = crate::series::analyze(&mails);
+        let (series, commands) = store.save_thread(list_id, &dirty, &found, now)?;
+        report.threads += 1;
+        report.series += series;
+        report.commands += commands;
+    }
+    Ok(())
 }
 
 /// An entry waiting for its transaction.
@@ -173,5 +230,6 @@ pub fn sync(
             flush(store, &mut pending, &cursor, &mut report)?;
         }
     }
+    assemble_threads(store, list_id, &mut report)?;
     Ok(report)
 }

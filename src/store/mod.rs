@@ -34,7 +34,8 @@ pub enum StoreError {
 }
 
 /// Schema migrations, applied in order; each runs in one transaction.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE lists (
     id INTEGER PRIMARY KEY,
     base_url TEXT NOT NULL,
@@ -140,7 +141,17 @@ CREATE TABLE replies (
     created INTEGER NOT NULL,
     sent INTEGER
 );
-"#];
+"#,
+    r#"
+-- Messages whose thread must be assembled again, written with the
+-- messages: a crash before assembly leaves the mark for the next sync.
+CREATE TABLE dirty_threads (
+    list_id INTEGER NOT NULL REFERENCES lists(id),
+    msgid TEXT NOT NULL,
+    PRIMARY KEY (list_id, msgid)
+);
+"#,
+];
 
 /// One message to record, as the archive holds it.
 #[derive(Clone, Debug)]
@@ -298,6 +309,13 @@ impl Store {
             let mut delete = tx.prepare_cached(
                 "UPDATE messages SET deleted = 1 WHERE list_id = ?1 AND blob = ?2",
             )?;
+            let mut dirty = tx.prepare_cached(
+                "INSERT OR IGNORE INTO dirty_threads (list_id, msgid) VALUES (?1, ?2)",
+            )?;
+            let mut dirty_blob = tx.prepare_cached(
+                "INSERT OR IGNORE INTO dirty_threads (list_id, msgid)
+                 SELECT list_id, msgid FROM messages WHERE list_id = ?1 AND blob = ?2",
+            )?;
             for e in entries {
                 match e {
                     Entry::Message(m) => {
@@ -319,6 +337,7 @@ impl Store {
                         ])?;
                         if n == 1 {
                             counts.ingested += 1;
+                            dirty.execute(params![list_id, m.msgid])?;
                         } else {
                             counts.duplicates += 1;
                         }
@@ -340,6 +359,7 @@ impl Store {
                     }
                     Entry::Deleted { blob } => {
                         counts.deleted += delete.execute(params![list_id, blob])? as u64;
+                        dirty_blob.execute(params![list_id, blob])?;
                     }
                 }
             }
@@ -368,37 +388,119 @@ impl Store {
         Ok((messages as u64, rejected as u64))
     }
 
-    /// The raw mails of the thread holding `msgid`: its ancestors' root and
-    /// every reply below it, in arrival order.
-    pub fn thread(&self, list_id: i64, msgid: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        // Walk up to the root, then down; a CTE bounds both walks.
-        let root: Option<String> = self
+    /// The parent of a stored message: `None` when the message is not
+    /// stored, `Some(None)` for a thread root.
+    pub fn parent(&self, list_id: i64, msgid: &str) -> Result<Option<Option<String>>, StoreError> {
+        let mut st = self
             .conn
-            .query_row(
-                "WITH RECURSIVE up(msgid, parent, depth) AS (
-                     SELECT msgid, in_reply_to, 0 FROM messages WHERE list_id = ?1 AND msgid = ?2
-                     UNION
-                     SELECT m.msgid, m.in_reply_to, up.depth + 1 FROM messages m
-                     JOIN up ON m.msgid = up.parent AND m.list_id = ?1 WHERE up.depth < 1000)
-                 SELECT msgid FROM up ORDER BY depth DESC LIMIT 1",
-                params![list_id, msgid],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(root) = root else {
-            return Ok(Vec::new());
-        };
-        let mut st = self.conn.prepare(
+            .prepare_cached("SELECT in_reply_to FROM messages WHERE list_id = ?1 AND msgid = ?2")?;
+        Ok(st
+            .query_row(params![list_id, msgid], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The raw mails of the thread under `root`, in arrival order.
+    pub fn thread_below(&self, list_id: i64, root: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut st = self.conn.prepare_cached(
             "WITH RECURSIVE down(msgid, depth) AS (
                  SELECT ?2, 0
                  UNION
                  SELECT m.msgid, down.depth + 1 FROM messages m
-                 JOIN down ON m.in_reply_to = down.msgid AND m.list_id = ?1 WHERE down.depth < 1000)
+                 JOIN down ON m.in_reply_to = down.msgid AND m.list_id = ?1 WHERE down.depth < 10000)
              SELECT raw FROM messages WHERE list_id = ?1 AND deleted = 0
                AND msgid IN (SELECT msgid FROM down) ORDER BY id",
         )?;
         let rows = st.query_map(params![list_id, root], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Messages whose threads need assembling.
+    pub fn dirty_threads(&self, list_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT msgid FROM dirty_threads WHERE list_id = ?1 ORDER BY msgid")?;
+        let rows = st.query_map([list_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records the series and commands found in a thread and clears the
+    /// `dirty` marks that led to it, in one transaction; returns how many
+    /// series rows were new or changed and how many commands were new.
+    pub fn save_thread(
+        &mut self,
+        list_id: i64,
+        dirty: &[String],
+        found: &crate::series::Analysis,
+        now: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut clear =
+                tx.prepare_cached("DELETE FROM dirty_threads WHERE list_id = ?1 AND msgid = ?2")?;
+            for m in dirty {
+                clear.execute(params![list_id, m])?;
+            }
+        }
+        let mut series_changed = 0;
+        let mut commands_new = 0;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO series (list_id, series_msgid, subject, version, total, complete, base_commit,
+                                     in_reply_to_report, superseded_by, author, assembled, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (list_id, series_msgid) DO UPDATE SET
+                     subject = excluded.subject, version = excluded.version, total = excluded.total,
+                     complete = excluded.complete, base_commit = excluded.base_commit,
+                     in_reply_to_report = excluded.in_reply_to_report,
+                     superseded_by = excluded.superseded_by, author = excluded.author,
+                     assembled = excluded.assembled
+                 WHERE series.assembled IS NOT excluded.assembled
+                    OR series.superseded_by IS NOT excluded.superseded_by",
+            )?;
+            for s in &found.series {
+                let assembled = serde_json::to_string(s).unwrap_or_default();
+                let author = s.patches.first().and_then(|p| p.author.clone());
+                series_changed += upsert.execute(params![
+                    list_id,
+                    s.id,
+                    s.subject,
+                    s.version,
+                    s.total,
+                    s.complete,
+                    s.base_commit,
+                    s.in_reply_to_report,
+                    s.superseded_by,
+                    author,
+                    assembled,
+                    now
+                ])? as u64;
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO commands (list_id, msgid, series_msgid, command) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for c in &found.commands {
+                let command = serde_json::to_string(&c.kind).unwrap_or_default();
+                commands_new +=
+                    insert.execute(params![list_id, c.msgid, c.series_id, command])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok((series_changed, commands_new))
+    }
+
+    /// Counts of series and commands stored for a list.
+    pub fn series_counts(&self, list_id: i64) -> Result<(u64, u64), StoreError> {
+        let series: i64 = self.conn.query_row(
+            "SELECT count(*) FROM series WHERE list_id = ?1",
+            [list_id],
+            |r| r.get(0),
+        )?;
+        let commands: i64 = self.conn.query_row(
+            "SELECT count(*) FROM commands WHERE list_id = ?1",
+            [list_id],
+            |r| r.get(0),
+        )?;
+        Ok((series as u64, commands as u64))
     }
 }
 
@@ -439,10 +541,14 @@ mod tests {
         let c = s.ingest(l, 0, "c2", &batch).unwrap();
         assert_eq!((c.ingested, c.duplicates), (0, 3));
         assert_eq!(s.cursor(l, 0).unwrap().as_deref(), Some("c2"));
+        assert_eq!(s.parent(l, "b").unwrap(), Some(Some("a".to_owned())));
+        assert_eq!(s.parent(l, "a").unwrap(), Some(None));
+        assert_eq!(s.parent(l, "zz").unwrap(), None);
         assert_eq!(
-            s.thread(l, "b").unwrap(),
+            s.thread_below(l, "a").unwrap(),
             [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
         );
+        assert_eq!(s.dirty_threads(l).unwrap(), ["a", "b", "c"]);
         let c = s
             .ingest(l, 0, "c3", &[Entry::Deleted { blob: "b3" }])
             .unwrap();
