@@ -391,9 +391,12 @@ pub(crate) fn lacks_stack(report: &[u8], title: &str) -> bool {
     for key in STACK_KEYS.iter() {
         let Some(m) = key.find(report) else { continue };
         let after = &report[m.start()..];
+        // `? ` frames kept in program-output context count as absent, as
+        // they are in console context (where they are dropped).
         let frames_after = after
             .split(|&b| b == b'\n')
             .skip(1)
+            .filter(|l| !QUESTIONABLE.is_match(l))
             .take(15)
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
             .any(|l| stack::frame_captures(l).is_some());
