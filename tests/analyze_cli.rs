@@ -1,5 +1,7 @@
 //! `lorebot analyze` as a user runs it.
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -48,7 +50,7 @@ fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
 
 #[test]
 fn json_is_one_object_per_input_with_the_documented_fields() {
-    let dir = tempdir();
+    let dir = support::tempdir("analyze-1");
     let crash = dir.join("crash.log");
     let clean = dir.join("clean.log");
     std::fs::write(&crash, WARNING_LOG).unwrap();
@@ -96,7 +98,7 @@ fn reads_standard_input_with_a_dash() {
 
 #[test]
 fn unreadable_input_exits_2_naming_the_file_and_still_analyzes_the_others() {
-    let dir = tempdir();
+    let dir = support::tempdir("analyze-2");
     let crash = dir.join("crash.log");
     std::fs::write(&crash, WARNING_LOG).unwrap();
     let missing = dir.join("missing.log");
@@ -144,17 +146,4 @@ fn hz_turns_stall_jiffies_into_seconds() {
     assert_eq!(c["stall"]["seconds"], 20.004);
     assert_eq!(v["stats"]["longest_stall_s"], 20.004);
     assert_eq!(v["stats"]["hz_source"], "given");
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "lorebot-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }

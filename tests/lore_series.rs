@@ -6,21 +6,13 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::Lore;
+use support::{Lore, run};
 
 fn series_json(lore: &Lore, msgid: &str) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_lorebot"))
-        .args([
-            "series", "--json", "--url", &lore.url, "--list", "test", "--msgid", msgid,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = run(Command::new(env!("CARGO_BIN_EXE_lorebot")).args([
+        "series", "--json", "--url", &lore.url, "--list", "test", "--msgid", msgid,
+    ]));
+    serde_json::from_slice(&out).unwrap()
 }
 
 fn trailers(patch: &Value) -> Vec<String> {

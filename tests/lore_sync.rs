@@ -7,42 +7,21 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::Lore;
+use support::{Lore, run, tempdir};
 
 fn sync(url: &str, list: &str, state: &Path, extra: &[&str]) -> Value {
-    let db = state.join("db.sqlite3");
-    let out = Command::new(env!("CARGO_BIN_EXE_lorebot"))
+    let out = run(Command::new(env!("CARGO_BIN_EXE_lorebot"))
         .args([
             "lore", "sync", "--json", "--url", url, "--list", list, "--db",
         ])
-        .arg(&db)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+        .arg(state.join("db.sqlite3"))
+        .args(extra));
+    serde_json::from_slice(&out).unwrap()
 }
 
 fn count(state: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(state.join("db.sqlite3")).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-fn script(lore: &Lore, args: &[&str]) {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lore-fixture"))
-        .arg(lore.tree())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -105,7 +84,7 @@ fn follows_a_real_public_inbox_without_missing_or_repeating() {
 
     // A purge rewrites history: the mirror follows, the message is marked
     // deleted, nothing is ingested twice.
-    script(&lore, &["--purge", "cmd-unknown-1@example.org"]);
+    run(&mut lore.script(&["--purge", "cmd-unknown-1@example.org"]));
     let r = sync(&lore.url, "test", &state, &[]);
     assert_eq!(r["rewritten_epochs"], serde_json::json!([0]));
     assert_eq!(
@@ -121,7 +100,7 @@ fn follows_a_real_public_inbox_without_missing_or_repeating() {
     );
 
     // A new epoch is discovered.
-    script(&lore, &["--new-epoch"]);
+    run(&mut lore.script(&["--new-epoch"]));
     lore.add(&["later/tested-v2-0.eml"]);
     let r = sync(&lore.url, "test", &state, &[]);
     assert_eq!(r["epochs"], serde_json::json!([0, 1]));
@@ -245,12 +224,4 @@ fn hostile_mails_are_rejected_with_a_reason_and_lose_nothing_else() {
         1
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("lorebot-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }

@@ -1,18 +1,36 @@
-//! A local lore stand-in (scripts/lore-fixture: a real public-inbox served
-//! on loopback), shared by integration tests.
+//! Shared by integration tests: running commands, scratch directories, and
+//! a local lore stand-in (scripts/lore-fixture: a real public-inbox served
+//! on loopback).
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+/// Runs `cmd`; fails the test with its stderr unless it succeeds. Returns
+/// its stdout.
+pub fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// An empty scratch directory under `target/`, unique to this test process.
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("lorebot-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
 
 pub struct Lore {
     pub dir: PathBuf,
     pub url: String,
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/lore-fixture")
 }
 
 fn free_port() -> u16 {
@@ -32,55 +50,37 @@ impl Lore {
                 .is_ok_and(|o| o.status.success()),
             "public-inbox is not installed: run scripts/install-test-deps"
         );
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("lore-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(script())
-            .arg(&dir)
-            .arg("--serve")
-            .arg(free_port().to_string())
-            .output()
-            .expect("run scripts/lore-fixture");
-        assert!(
-            out.status.success(),
-            "lore-fixture failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Lore { dir, url }
+        let mut lore = Lore {
+            dir: tempdir(&format!("lore-{name}")),
+            url: String::new(),
+        };
+        let port = free_port().to_string();
+        let out = run(&mut lore.script(&["--serve", &port]));
+        lore.url = String::from_utf8_lossy(&out).trim().to_owned();
+        lore
+    }
+
+    /// `scripts/lore-fixture DIR ARGS...`, to run.
+    pub fn script(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lore-fixture"));
+        c.arg(&self.dir).args(args);
+        c
     }
 
     /// Delivers mails from the fixture's `mails/` directory.
     pub fn add(&self, mails: &[&str]) {
-        let paths: Vec<PathBuf> = mails
-            .iter()
-            .map(|m| self.dir.join("mails").join(m))
-            .collect();
-        let out = Command::new(script())
-            .arg(&self.dir)
-            .arg("--add")
-            .args(&paths)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let paths: Vec<PathBuf> = mails.iter().map(|m| self.mails().join(m)).collect();
+        run(self.script(&["--add"]).args(&paths));
     }
 
     pub fn mails(&self) -> PathBuf {
         self.dir.join("mails")
     }
-
-    pub fn tree(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for Lore {
     fn drop(&mut self) {
-        let _ = Command::new(script()).arg(&self.dir).arg("--stop").output();
+        let _ = self.script(&["--stop"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
