@@ -165,9 +165,10 @@ fn hostile_mails_are_rejected_with_a_reason_and_lose_nothing_else() {
                 .into_bytes(),
         );
     }
+    // 50 MB: over the default 16 MiB cap.
     let big = [
         b"Message-ID: <big@x>\nSubject: big\n\n".as_slice(),
-        &vec![b'x'; 200_000],
+        &vec![b'x'; 50 << 20],
     ]
     .concat();
     let garbage: Vec<u8> = (0..5000u32)
@@ -185,7 +186,7 @@ fn hostile_mails_are_rejected_with_a_reason_and_lose_nothing_else() {
     archive(&dir.join("arch"), "h", &mails);
     let url = format!("file://{}", dir.join("arch").display());
     let state = dir.join("state");
-    let r = sync(&url, "h", &state, &["--max-mail-size", "100000"]);
+    let r = sync(&url, "h", &state, &[]);
     // Every entry is accounted for: stored, a duplicate, or rejected with
     // a reason (binary garbage either fails MIME parsing or is kept under a
     // derived Message-ID).
@@ -196,11 +197,12 @@ fn hostile_mails_are_rejected_with_a_reason_and_lose_nothing_else() {
         3006
     );
     assert_eq!(r["duplicates"], 1, "the second good-1 is not stored twice");
-    assert!(
+    assert_eq!(
         count(
             &state,
-            "SELECT count(*) FROM rejected WHERE reason LIKE '%limit%'"
-        ) == 1
+            "SELECT count(*) FROM rejected WHERE reason LIKE '%over the 16777216-byte limit%'"
+        ),
+        1
     );
     assert_eq!(
         count(
