@@ -1,7 +1,8 @@
 //! lorebot: a kernel patch test bot for mailing-list threads.
 //!
-//! The pipeline runs one way through one module per stage; this crate has
-//! the console analyzer so far.
+//! One module per pipeline stage; data flows one way:
+//! lore (follow archives) -> mail (parse) -> series (assemble) -> store,
+//! and console (crash and stall analysis) for the runs' logs.
 
 pub mod cli;
 pub mod console;
