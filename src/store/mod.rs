@@ -407,8 +407,9 @@ impl Store {
                  UNION
                  SELECT m.msgid, down.depth + 1 FROM messages m
                  JOIN down ON m.in_reply_to = down.msgid AND m.list_id = ?1 WHERE down.depth < 10000)
-             SELECT raw FROM messages WHERE list_id = ?1 AND deleted = 0
-               AND msgid IN (SELECT msgid FROM down) ORDER BY id",
+             SELECT m.raw FROM (SELECT DISTINCT msgid FROM down) d
+             JOIN messages m ON m.list_id = ?1 AND m.msgid = d.msgid
+             WHERE m.deleted = 0 ORDER BY m.id",
         )?;
         let rows = st.query_map(params![list_id, root], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
