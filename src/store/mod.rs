@@ -402,13 +402,17 @@ impl Store {
     /// The raw mails of the thread under `root`, in arrival order.
     pub fn thread_below(&self, list_id: i64, root: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut st = self.conn.prepare_cached(
+            // CROSS JOIN fixes the join order and INDEXED BY the index:
+            // otherwise SQLite may scan every message per step.
             "WITH RECURSIVE down(msgid, depth) AS (
                  SELECT ?2, 0
                  UNION
-                 SELECT m.msgid, down.depth + 1 FROM messages m
-                 JOIN down ON m.in_reply_to = down.msgid AND m.list_id = ?1 WHERE down.depth < 10000)
-             SELECT m.raw FROM (SELECT DISTINCT msgid FROM down) d
-             JOIN messages m ON m.list_id = ?1 AND m.msgid = d.msgid
+                 SELECT m.msgid, down.depth + 1
+                 FROM down CROSS JOIN messages AS m INDEXED BY messages_in_reply_to
+                 ON m.list_id = ?1 AND m.in_reply_to = down.msgid
+                 WHERE down.depth < 10000)
+             SELECT m.raw FROM (SELECT DISTINCT msgid FROM down) AS d
+             CROSS JOIN messages AS m ON m.list_id = ?1 AND m.msgid = d.msgid
              WHERE m.deleted = 0 ORDER BY m.id",
         )?;
         let rows = st.query_map(params![list_id, root], |r| r.get(0))?;
