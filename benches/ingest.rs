@@ -2,11 +2,12 @@
 //!
 //! `cargo bench --bench ingest` builds (or reuses) an archive of
 //! `LOREBOT_BENCH_MESSAGES` mails (default 50,000) under
-//! `target/bench-ingest/archive-N/`: `bench/0` and `bench/1` (the last 5,000
-//! mails, or a tenth of a smaller archive) are bare git repositories laid out
-//! as public-inbox v2 epochs (branch `master`, one commit per mail adding the
-//! file `m`, author and date from the mail, subject as the commit message),
-//! written with `git fast-import`.
+//! `target/bench-ingest/archive-N-vV/` (V: the generator's version):
+//! `bench/0` and `bench/1` (the last 5,000 mails, or a tenth of a smaller
+//! archive) are bare git repositories laid out as public-inbox v2 epochs
+//! (branch `master`, one commit per mail adding the file `m`, author and date
+//! from the mail, subject as the commit message), written with
+//! `git fast-import` as public-inbox itself writes them.
 //!
 //! The mails are list traffic made from real `git format-patch` output: a
 //! kernel-like git repository of a few hundred commits of real C diffs is
@@ -44,7 +45,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Bump when the generated archive changes for the same message count.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 3;
 const DEFAULT_MESSAGES: u64 = 50_000;
 const SMOKE_MESSAGES: u64 = 300;
 /// Mails in the last epoch (at most a tenth of the archive).
@@ -455,7 +456,7 @@ fn read_marker(path: &Path) -> Option<HashMap<String, String>> {
 /// The archive of `n` mails, generated unless already there (same generator
 /// version, same commit count in every epoch).
 fn ensure_archive(root: &Path, n: u64, manifest: &Path) -> Archive {
-    let dir = root.join(format!("archive-{n}"));
+    let dir = root.join(format!("archive-{n}-v{GENERATOR_VERSION}"));
     let marker = dir.join("bench-archive.txt");
     let epochs = epoch_sizes(n);
     if let Some(kv) = read_marker(&marker) {
@@ -484,12 +485,21 @@ fn ensure_archive(root: &Path, n: u64, manifest: &Path) -> Archive {
                     == Some(want)
             });
         if fresh {
+            // Marks it in use, for remove_old_archives.
+            let _ = fs::File::options()
+                .write(true)
+                .open(&marker)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return arch;
         }
     }
     let _ = fs::remove_dir_all(&dir);
+    remove_old_archives(root);
     let t = Instant::now();
-    let tmp = root.join(format!("archive-{n}.tmp-{}", std::process::id()));
+    let tmp = root.join(format!(
+        "archive-{n}-v{GENERATOR_VERSION}.tmp-{}",
+        std::process::id()
+    ));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(tmp.join(LIST)).expect("create archive dir");
     println!("generating an archive of {n} mails in {}", tmp.display());
@@ -506,6 +516,7 @@ fn ensure_archive(root: &Path, n: u64, manifest: &Path) -> Archive {
         t.elapsed().as_secs_f64()
     );
     let mut traffic = Traffic::new(templates);
+    traffic.warm_up(START + WARM_UP);
     let mut stats = SizeStats::default();
     let mut ids = HashSet::new();
     for (e, &count) in epochs.iter().enumerate() {
@@ -547,6 +558,27 @@ fn ensure_archive(root: &Path, n: u64, manifest: &Path) -> Archive {
         epochs,
         stats,
         generated: Some(t.elapsed()),
+    }
+}
+
+/// Archives of earlier generator versions are big: removes those no run
+/// started to use for an hour (another run may still read a recent one).
+fn remove_old_archives(root: &Path) {
+    let Ok(rd) = fs::read_dir(root) else { return };
+    let current = format!("-v{GENERATOR_VERSION}");
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("archive-") || name.ends_with(&current) || name.contains(".tmp-") {
+            continue;
+        }
+        let idle = fs::metadata(e.path().join("bench-archive.txt"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|d| d > Duration::from_secs(3600));
+        if idle {
+            let _ = fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -2757,6 +2789,8 @@ impl Ord for Item {
 }
 
 const START: i64 = 1_704_067_200; // 2024-01-01
+/// Simulated time before the archive starts.
+const WARM_UP: i64 = 2 * 86_400;
 const GIT_VERSIONS: &[&str] = &[
     "2.34.1", "2.39.5", "2.43.0", "2.45.2", "2.46.0", "2.47.1", "2.48.1",
 ];
@@ -2926,11 +2960,25 @@ impl Traffic {
                 return m;
             }
             let it = self.heap.pop().expect("the traffic never runs dry");
-            match it.ev {
-                Ev::NewThread => self.new_thread(it.at),
-                Ev::Series { ctx, version, prev } => self.post_series(it.at, &ctx, version, prev),
-                Ev::Reply { parent, from, kind } => self.reply(it.at, &parent, from, kind),
-            }
+            self.handle(it);
+        }
+    }
+
+    fn handle(&mut self, it: Item) {
+        match it.ev {
+            Ev::NewThread => self.new_thread(it.at),
+            Ev::Series { ctx, version, prev } => self.post_series(it.at, &ctx, version, prev),
+            Ev::Reply { parent, from, kind } => self.reply(it.at, &parent, from, kind),
+        }
+    }
+
+    /// Runs the list for a while without keeping its mails, so that the
+    /// archive starts with the usual mix of patches and replies.
+    fn warm_up(&mut self, until: i64) {
+        while self.heap.peek().is_some_and(|it| it.at < until) {
+            let it = self.heap.pop().expect("peeked");
+            self.handle(it);
+            self.out.clear();
         }
     }
 
