@@ -28,8 +28,11 @@
 //! (the floor of any fetch), reading every mail with libgit2,
 //! `lorebot::mail::Mail::parse` on all of them in memory, and the real thing:
 //! `lorebot::lore::sync` into a new store (fetch + parse + store + thread
-//! assembly), then a second, no-op sync. The last line sums it up:
-//! `ingest: N messages in T s = R msg/s (fetch+parse+store), re-sync T2 s`.
+//! assembly), then a second, no-op sync; and, to show what the fetch costs,
+//! one more sync into a new store whose mirrors `git clone --mirror` made
+//! beforehand. The last line sums it up: `ingest: N messages in T s =
+//! R msg/s (fetch+parse+store), re-sync T2 s; without the fetch R2 msg/s`.
+//! `LOREBOT_BENCH_KEEP=1` keeps the run's store and mirrors.
 //!
 //! Run without `--bench` (as `cargo test --benches` does), it only smoke-tests
 //! itself on an archive of 300 mails.
@@ -134,6 +137,8 @@ fn main() {
     let data_dir = run.join("data");
     let base_url = format!("file://{}", arch.dir.display());
     let opts = lorebot::lore::SyncOptions::default();
+    // Resets the peak RSS (Linux), so that it tells the sync's own.
+    let rss_reset = fs::write("/proc/self/clear_refs", "5").is_ok();
     let cpu = process_cpu();
     let t = Instant::now();
     let mut store = lorebot::store::Store::open(&db_path).expect("open store");
@@ -178,12 +183,55 @@ fn main() {
     assert_eq!(again.ingested, 0, "a re-sync ingests nothing");
     drop(store);
     println!(
-        "store: {:.1} MB (+ WAL {:.1} MB), mirrors {:.1} MB, peak RSS {}",
+        "store: {:.1} MB (+ WAL {:.1} MB), mirrors {:.1} MB, peak RSS {} {}",
         mb(file_size(&db_path)),
         mb(file_size(&run.join("lorebot.sqlite3-wal"))),
         mb(dir_size(&data_dir)),
-        peak_rss().map_or("?".into(), |k| format!("{:.0} MB", k as f64 / 1024.0))
+        peak_rss().map_or("?".into(), |k| format!("{:.0} MB", k as f64 / 1024.0)),
+        if rss_reset {
+            "(during the syncs)"
+        } else {
+            "(of the whole run)"
+        }
     );
+
+    // The same sync without the fetch: mirrors cloned by git beforehand where
+    // lorebot keeps them (checked: the sync must not have made others).
+    let data2 = run.join("data-precloned");
+    let mirrors = data2.join("mirrors");
+    let lists = mirrors.join(mirror_dir_name(&base_url));
+    for e in 0..arch.epochs.len() {
+        git_ok(
+            Command::new("git")
+                .args(["clone", "--mirror", "--quiet"])
+                .arg(format!("file://{}", arch.epoch_dir(e).display()))
+                .arg(lists.join(mirror_dir_name(LIST)).join(format!("{e}.git"))),
+            "git clone --mirror",
+        );
+    }
+    let t = Instant::now();
+    let mut store2 =
+        lorebot::store::Store::open(&run.join("precloned.sqlite3")).expect("open store");
+    let report2 = lorebot::lore::sync(&mut store2, &data2, &base_url, LIST, &opts)
+        .unwrap_or_else(|e| panic!("sync: {e} ({e:?})"));
+    let no_fetch = t.elapsed();
+    drop(store2);
+    assert_eq!(report2.ingested, n, "every mail ingested once");
+    let entries = |p: &Path| fs::read_dir(p).map_or(0, |rd| rd.count());
+    let used = entries(&mirrors) == 1
+        && entries(&lists) == 1
+        && entries(&lists.join(mirror_dir_name(LIST))) == arch.epochs.len();
+    println!(
+        "sync into mirrors pre-cloned by git (parse+store, no fetch): {:.2} s = {:.0} msg/s{}",
+        no_fetch.as_secs_f64(),
+        rate(n, no_fetch),
+        if used {
+            ""
+        } else {
+            " [lorebot's mirror layout changed: it fetched anyway]"
+        }
+    );
+
     if std::env::var_os("LOREBOT_BENCH_KEEP").is_none() {
         let _ = fs::remove_dir_all(&run);
     } else {
@@ -191,10 +239,11 @@ fn main() {
     }
     let r = rate(n, full);
     println!(
-        "ingest: {n} messages in {:.1} s = {:.0} msg/s (fetch+parse+store), re-sync {:.2} s{}",
+        "ingest: {n} messages in {:.1} s = {:.0} msg/s (fetch+parse+store), re-sync {:.2} s; without the fetch {:.0} msg/s{}",
         full.as_secs_f64(),
         r,
         resync.as_secs_f64(),
+        rate(n, no_fetch),
         if !bench {
             " [smoke run]".to_string()
         } else if r >= TARGET_RATE {
@@ -206,6 +255,23 @@ fn main() {
 }
 
 // --- measuring ----------------------------------------------------------------
+
+/// The directory name lorebot's mirror gives a base URL or list name
+/// (`lore::mirror::dir_name`).
+fn mirror_dir_name(url: &str) -> String {
+    url.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_start_matches("file://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
