@@ -366,3 +366,158 @@ pub fn lore_sync(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `lorebot run`: boots `kernel` `n` times with the job's reproducer.
+pub fn run(
+    job: &Path,
+    kernel: &Path,
+    n: u32,
+    out_dir: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let plan = crate::job::load(job)?;
+    crate::vm::check_kernel(kernel)?;
+    let out_dir = out_dir.unwrap_or_else(|| default_runs_dir(&plan.name));
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let initramfs = out_dir.join("initramfs.cpio.gz");
+    crate::vm::write_initramfs(
+        &initramfs,
+        &crate::vm::Payload {
+            script: &plan.reproducer.script,
+            files: &plan.reproducer.files,
+            timeout: plan.reproducer.timeout,
+        },
+    )?;
+    let guest = crate::vm::Guest {
+        kernel: std::path::absolute(kernel)?,
+        initramfs,
+        cpus: plan.vm.cpus,
+        memory_mib: plan.vm.memory_mib,
+        cmdline: plan.vm.cmdline.clone(),
+    };
+    let timeouts = crate::vm::Timeouts {
+        boot: plan.limits.boot_timeout,
+        reproducer: plan.reproducer.timeout,
+        silence: plan.limits.silence_timeout,
+        crash_grace: plan.limits.crash_grace,
+    };
+    let parallel = crate::vm::parallelism(plan.limits.parallel.min(n), &guest);
+    eprintln!(
+        "{}: {n} run(s) of {}, {} at a time, {} vCPU, {} MiB; logs in {}",
+        plan.name,
+        guest.kernel.display(),
+        parallel,
+        guest.cpus,
+        guest.memory_mib,
+        out_dir.display()
+    );
+    let runs = crate::vm::run_many(&guest, &timeouts, n, parallel, &out_dir, |r| {
+        let line = render_run(r, n, &plan.target);
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    });
+    let summary = crate::verdict::ArmSummary::of(&runs, &plan.target);
+    let mut out = io::stdout().lock();
+    if json {
+        let report = serde_json::json!({
+            "job": plan.name,
+            "kernel": guest.kernel,
+            "target": plan.target.to_string(),
+            "log_dir": out_dir,
+            "runs": runs,
+            "summary": summary,
+        });
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render_summary(&summary, &plan.target).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_runs_dir(job: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let data = crate::store::Store::default_path();
+    let data = data.parent().unwrap_or(Path::new("."));
+    data.join("runs").join(format!("{job}-{secs}"))
+}
+
+fn render_run(r: &crate::vm::Run, n: u32, target: &crate::job::Target) -> String {
+    let boot = r
+        .boot_s
+        .map_or_else(|| "no start".to_owned(), |b| format!("boot {b:.1}s"));
+    let mark = if crate::verdict::hits_target(r, target) {
+        " [target]"
+    } else {
+        ""
+    };
+    format!(
+        "run {}/{n}: {:<12} {}{mark} ({boot}, {:.1}s, {})",
+        r.index,
+        r.outcome.as_str(),
+        r.reason,
+        r.duration_s,
+        r.log.display()
+    )
+}
+
+fn percent(k: u32, n: u32) -> String {
+    if n == 0 {
+        return "-".to_owned();
+    }
+    format!("{k}/{n} = {:.0}%", 100.0 * f64::from(k) / f64::from(n))
+}
+
+fn render_summary(s: &crate::verdict::ArmSummary, target: &crate::job::Target) -> String {
+    let mut o = String::new();
+    let outcomes: Vec<String> = s.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(o, "\n{} run(s): {}", s.runs, outcomes.join(", "));
+    let _ = writeln!(o, "  target ({target}): {}", percent(s.target_runs, s.runs));
+    let st = &s.stalls;
+    let _ = writeln!(
+        o,
+        "  runs with stalls:     {}",
+        percent(st.runs_with_stalls, s.runs)
+    );
+    if let Some(q) = st.first_stall_s {
+        let _ = writeln!(
+            o,
+            "  time to 1st stall:    median {:.1} s (IQR {:.1}-{:.1})",
+            q.median, q.q1, q.q3
+        );
+    }
+    if let Some(secs) = st.longest_stall_s {
+        let detail = match (st.longest_stall_jiffies, st.hz) {
+            (Some(j), Some(hz)) => format!(" ({j} jiffies, HZ={hz})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "  longest stall:        {secs:.1} s{detail}");
+    }
+    if let (Some(mean), Some(max)) = (st.cpus_per_stall_mean, st.cpus_per_stall_max) {
+        let _ = writeln!(o, "  stalled CPUs/report:  mean {mean:.1}, max {max}");
+    }
+    if st.livelock_runs > 0 {
+        let _ = writeln!(
+            o,
+            "  livelock (one GP across reports): {} run(s)",
+            st.livelock_runs
+        );
+    }
+    for (f, k) in st.top_functions.iter().take(5) {
+        let _ = writeln!(
+            o,
+            "  stalled in:           {f} ({k}/{})",
+            st.runs_with_stalls
+        );
+    }
+    for (title, k) in &s.other_crashes {
+        let _ = writeln!(o, "  other crash:          {k}x {title}");
+    }
+    o
+}

@@ -6,7 +6,10 @@
 
 pub mod cli;
 pub mod console;
+pub mod job;
 pub mod lore;
 pub mod mail;
 pub mod series;
 pub mod store;
+pub mod verdict;
+pub mod vm;

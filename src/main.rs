@@ -56,6 +56,25 @@ enum Command {
         #[arg(long, env = "LOREBOT_CONTACT", default_value = "unset")]
         contact: String,
     },
+    /// Boot a kernel with a job's reproducer N times and report the outcomes.
+    Run {
+        /// The job file (jobs/*.yaml).
+        #[arg(long, value_name = "JOB")]
+        job: PathBuf,
+        /// The kernel image to boot (bzImage).
+        #[arg(long, value_name = "BZIMAGE")]
+        kernel: PathBuf,
+        /// How many runs.
+        #[arg(short = 'n', long = "runs", value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        runs: u32,
+        /// Where console logs go (default: under the data dir).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print JSON (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +143,13 @@ fn main() -> ExitCode {
             };
             lorebot::cli::series(source, json)
         }
+        Command::Run {
+            job,
+            kernel,
+            runs,
+            out,
+            json,
+        } => lorebot::cli::run(&job, &kernel, runs, out, json),
     };
     match result {
         Ok(code) => code,
