@@ -1,6 +1,8 @@
 //! What the runs of one arm say: outcomes, crashes that match the target,
 //! and stall statistics over the runs.
 
+pub mod stats;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
