@@ -1,6 +1,7 @@
 //! What the runs of one arm say: outcomes, crashes that match the target,
 //! and stall statistics over the runs.
 
+pub mod protocol;
 pub mod stats;
 
 use std::collections::BTreeMap;

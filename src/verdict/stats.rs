@@ -310,12 +310,18 @@ mod tests {
         // Clopper-Pearson 0/40: upper 1 - 0.025^(1/40) = 8.8%.
         let r = Rate::of(0, 40);
         assert_eq!(r.method, "clopper-pearson");
-        assert!(close(r.high, 1.0 - 0.025f64.powf(1.0 / 40.0), 1e-9), "{r:?}");
+        assert!(
+            close(r.high, 1.0 - 0.025f64.powf(1.0 / 40.0), 1e-9),
+            "{r:?}"
+        );
         assert!(close(r.high, 0.0881, 1e-4));
         // Wilson 13/40: 20.1% - 48.0% (the sample reply's [20-48%]).
         let r = Rate::of(13, 40);
         assert_eq!(r.method, "wilson");
-        assert!(close(r.low, 0.2008, 1e-4) && close(r.high, 0.4798, 1e-4), "{r:?}");
+        assert!(
+            close(r.low, 0.2008, 1e-4) && close(r.high, 0.4798, 1e-4),
+            "{r:?}"
+        );
         // Clopper-Pearson 5/10 (R: binom.test): 0.1871 - 0.8129.
         let (l, h) = clopper_pearson(5, 10, 0.05);
         assert!(close(l, 0.1871, 1e-4) && close(h, 0.8129, 1e-4), "{l} {h}");
@@ -335,7 +341,11 @@ mod tests {
     #[test]
     fn gamma_and_beta_functions() {
         assert!(close(ln_gamma(5.0), 24f64.ln(), 1e-12));
-        assert!(close(ln_gamma(0.5), std::f64::consts::PI.sqrt().ln(), 1e-12));
+        assert!(close(
+            ln_gamma(0.5),
+            std::f64::consts::PI.sqrt().ln(),
+            1e-12
+        ));
         assert!(close(beta_cdf(0.5, 2.0, 2.0), 0.5, 1e-12));
         assert!(close(beta_cdf(0.2, 1.0, 3.0), 1.0 - 0.8f64.powi(3), 1e-12));
         assert!(close(beta_quantile(0.5, 3.0, 3.0), 0.5, 1e-9));
