@@ -9,6 +9,7 @@ pub mod console;
 pub mod job;
 pub mod lore;
 pub mod mail;
+pub mod reply;
 pub mod series;
 pub mod store;
 pub mod verdict;

@@ -213,10 +213,15 @@ pub fn next(policy: &Policy, t: &Tally) -> Next {
             return decide(
                 Verdict::Fixed,
                 format!(
-                    "SPRT p0={p0:.2} vs p1={}, alpha=beta={}%, and the Beta rule: {} clean runs",
+                    "after {} clean runs: SPRT p0={p0:.2} vs p1={} needs {}, the Beta rule for base {}/{} needs {}; alpha=beta={}%",
+                    t.patched_runs,
                     policy.p1,
-                    policy.alpha * 100.0,
-                    t.patched_runs
+                    sprt.clean_runs_to_fix(),
+                    t.base_crashes,
+                    t.base_runs,
+                    clean_runs_needed(t.base_crashes, t.base_runs, policy.alpha, t.patched_runs)
+                        .unwrap_or(t.patched_runs),
+                    policy.alpha * 100.0
                 ),
             );
         }
