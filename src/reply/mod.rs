@@ -1,6 +1,8 @@
 //! The reply mail: plain text within 80 columns, threaded under the mail
 //! it answers, with the verdict and the numbers that justify it.
 
+pub mod deliver;
+
 use std::fmt::Write as _;
 
 use crate::mail::{Address, Mail};
