@@ -101,3 +101,30 @@ fn quoted_seed_in_a_reply_gives_the_same_titles() {
     let tb: Vec<&str> = b.crashes.iter().map(|c| c.title.as_str()).collect();
     assert_eq!(ta, tb);
 }
+
+/// The report in the seed thread, as the target of a test: the stall by
+/// kind, the other crashes by title, and a sentence saying so.
+#[test]
+fn seed_report_is_the_default_target() {
+    let Some(raw) = seed() else { return };
+    let mail = lorebot::mail::Mail::parse(&raw, 1 << 20).unwrap();
+    let (target, why) =
+        lorebot::verdict::target::from_report(&mail).expect("the seed shows crashes");
+    assert_eq!(target.kinds, ["rcu-stall"]);
+    assert_eq!(
+        target.titles,
+        [
+            "WARNING in ceph_put_wrbuffer_cap_refs",
+            "BUG: unable to handle kernel NULL pointer dereference in ceph_invalidate_folio",
+            "general protection fault in netfs_alloc_request",
+        ]
+    );
+    assert!(
+        why.starts_with("kind rcu-stall or \"WARNING in ceph_put_wrbuffer_cap_refs\""),
+        "{why}"
+    );
+    assert!(
+        why.contains("INFO: rcu detected stall in filemap_get_read_batch"),
+        "{why}"
+    );
+}

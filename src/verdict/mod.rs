@@ -3,6 +3,7 @@
 
 pub mod protocol;
 pub mod stats;
+pub mod target;
 
 use std::collections::BTreeMap;
 
