@@ -21,8 +21,9 @@
 //!   missing (`git worktree add --detach --no-checkout`), aborts any
 //!   leftover `git am`, clears other operations' state, then `git reset
 //!   --hard <base>` (HEAD detached) and `git clean -ffdx` (ignored files
-//!   too; the build directory lives outside). `git reset` rewrites only the
-//!   files that differ, so unchanged files keep their mtimes.
+//!   too; the build directory lives outside). After `git update-index
+//!   --refresh`, `git reset` rewrites only the files whose content differs,
+//!   so unchanged files keep their mtimes.
 //! - [`Worktree::apply`] applies a series with `git am -3`, one patch at a
 //!   time (see below).
 //! - [`Worktree::finish`] cleans up the same way after the job and releases
