@@ -57,6 +57,12 @@ impl Fixture {
     }
 }
 
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// git without the user's configuration.
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = run(Command::new("git")
