@@ -521,3 +521,136 @@ fn render_summary(s: &crate::verdict::ArmSummary, target: &crate::job::Target) -
     }
     o
 }
+
+/// `lorebot apply`'s arguments.
+pub struct ApplyArgs {
+    pub tree: PathBuf,
+    pub base: String,
+    pub mbox: PathBuf,
+    pub worktree: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub json: bool,
+}
+
+/// The worktree `lorebot apply` uses for `tree` unless told: one per tree,
+/// under the data directory, named after the tree's path.
+fn default_worktree(data_dir: Option<&Path>, tree: &Path) -> PathBuf {
+    let data_dir = data_dir.map_or_else(
+        || {
+            crate::store::Store::default_path()
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        },
+        Path::to_path_buf,
+    );
+    let full = tree.canonicalize().unwrap_or_else(|_| tree.to_path_buf());
+    let name: String = full
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    data_dir
+        .join("worktrees")
+        .join(name.trim_matches('-').trim_start_matches('.'))
+}
+
+/// `lorebot apply`: exit 0 when the series applied (or was already in the
+/// base), 1 when a patch was refused or did not apply.
+pub fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    use crate::tree::{ApplyOutcome, Tree};
+
+    let data = if args.mbox == Path::new("-") {
+        let mut d = Vec::new();
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut d)
+            .context("cannot read standard input")?;
+        d
+    } else {
+        std::fs::read(&args.mbox).with_context(|| format!("cannot read {}", args.mbox.display()))?
+    };
+    let mails = if data.starts_with(&[0x1f, 0x8b]) {
+        crate::mail::read_mbox_gz(&data, 1 << 30)
+            .with_context(|| format!("cannot decompress {}", args.mbox.display()))?
+    } else {
+        crate::mail::read_mbox(&data)
+    };
+    anyhow::ensure!(!mails.is_empty(), "{}: no mails", args.mbox.display());
+
+    let tree = Tree::open(&args.tree)?;
+    let base = tree.resolve(&args.base)?;
+    let path = args
+        .worktree
+        .clone()
+        .unwrap_or_else(|| default_worktree(args.data_dir.as_deref(), &args.tree));
+    let mut wt = tree.worktree(&path)?;
+    wt.prepare(base)?;
+    let outcome = wt.apply(&mails)?;
+    let path = wt.path().to_path_buf();
+    wt.finish()?;
+
+    let base_name = format!("{} ({})", &base.to_string()[..12], args.base);
+    let mut out = io::stdout().lock();
+    match &outcome {
+        ApplyOutcome::Applied(a) if args.json => {
+            let v = serde_json::json!({
+                "applied": true, "worktree": path,
+                "all_already_applied": a.all_already_applied(),
+                "base": a.base.to_string(), "head": a.head.to_string(), "patches": a.patches,
+            });
+            writeln!(out, "{v}")?;
+        }
+        ApplyOutcome::Failed(f) if args.json => {
+            let v = serde_json::json!({ "applied": false, "worktree": path, "failure": f });
+            writeln!(out, "{v}")?;
+        }
+        ApplyOutcome::Applied(a) => {
+            let n = a.patches.len();
+            let plural = if n == 1 { "" } else { "es" };
+            if a.all_already_applied() {
+                writeln!(
+                    out,
+                    "nothing applied: the patch{plural} {} already in {base_name}",
+                    if n == 1 { "is" } else { "are all" }
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "applied {n} patch{plural} on {base_name} in {}",
+                    path.display()
+                )?;
+            }
+            for p in &a.patches {
+                match p.commit {
+                    Some(c) => writeln!(
+                        out,
+                        "  [{}/{n}] {} {}",
+                        p.index,
+                        &c.to_string()[..12],
+                        p.subject
+                    )?,
+                    None => writeln!(out, "  [{}/{n}] already applied: {}", p.index, p.subject)?,
+                }
+            }
+            writeln!(out, "{}", a.head)?;
+        }
+        ApplyOutcome::Failed(f) => {
+            writeln!(out, "APPLY FAILED: {f}")?;
+            if !f.message.is_empty() {
+                writeln!(out, "git said:")?;
+                for line in f.message.lines() {
+                    writeln!(out, "  | {line}")?;
+                }
+            }
+            writeln!(out, "worktree {} left clean at {base_name}", path.display())?;
+        }
+    }
+    Ok(match outcome {
+        ApplyOutcome::Applied(_) => ExitCode::SUCCESS,
+        ApplyOutcome::Failed(_) => ExitCode::from(1),
+    })
+}

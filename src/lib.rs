@@ -1,8 +1,9 @@
 //! lorebot: a kernel patch test bot for mailing-list threads.
 //!
 //! One module per pipeline stage; data flows one way:
-//! lore (follow archives) -> mail (parse) -> series (assemble) -> store,
-//! and console (crash and stall analysis) for the runs' logs.
+//! lore (follow archives) -> mail (parse) -> series (assemble) -> store
+//! -> tree (worktree at the base, `git am -3`), and console (crash and
+//! stall analysis) for the runs' logs.
 
 pub mod cli;
 pub mod console;
@@ -12,5 +13,6 @@ pub mod mail;
 pub mod reply;
 pub mod series;
 pub mod store;
+pub mod tree;
 pub mod verdict;
 pub mod vm;

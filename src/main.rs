@@ -56,6 +56,32 @@ enum Command {
         #[arg(long, env = "LOREBOT_CONTACT", default_value = "unset")]
         contact: String,
     },
+    /// Apply a patch series to a tree with `git am -3`, in a worktree kept
+    /// between runs (builds stay incremental). Exit status 1 when a patch
+    /// does not apply.
+    Apply {
+        /// The git repository to apply to.
+        #[arg(long, value_name = "DIR")]
+        tree: PathBuf,
+        /// The commit to apply on: a hash (full or abbreviated), a branch, a
+        /// remote branch or a tag.
+        #[arg(long, value_name = "REV")]
+        base: String,
+        /// The patch mails in order: an mbox, or one mail; `-` reads
+        /// standard input.
+        #[arg(long, value_name = "FILE")]
+        mbox: PathBuf,
+        /// The worktree to use (default: under the data directory, named
+        /// after the tree). Made if missing; must be a worktree of the tree.
+        #[arg(long, value_name = "DIR")]
+        worktree: Option<PathBuf>,
+        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Boot a kernel with a job's reproducer N times and report the outcomes.
     Run {
         /// The job file (jobs/*.yaml).
@@ -143,6 +169,21 @@ fn main() -> ExitCode {
             };
             lorebot::cli::series(source, json)
         }
+        Command::Apply {
+            tree,
+            base,
+            mbox,
+            worktree,
+            data_dir,
+            json,
+        } => lorebot::cli::apply(&lorebot::cli::ApplyArgs {
+            tree,
+            base,
+            mbox,
+            worktree,
+            data_dir,
+            json,
+        }),
         Command::Run {
             job,
             kernel,
