@@ -443,9 +443,20 @@ fn default_runs_dir(job: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let data = crate::store::Store::default_path();
-    let data = data.parent().unwrap_or(Path::new("."));
-    data.join("runs").join(format!("{job}-{secs}"))
+    data_dir(None).join("runs").join(format!("{job}-{secs}"))
+}
+
+/// Where lorebot keeps its data: `given`, else the default database's
+/// directory ($XDG_DATA_HOME/lorebot).
+fn data_dir(given: Option<&Path>) -> PathBuf {
+    given.map_or_else(
+        || {
+            crate::store::Store::default_path()
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        },
+        Path::to_path_buf,
+    )
 }
 
 fn render_run(r: &crate::vm::Run, n: u32, target: &crate::job::Target) -> String {
@@ -535,14 +546,7 @@ pub struct ApplyArgs {
 /// The worktree `lorebot apply` uses for `tree` unless told: one per tree,
 /// under the data directory, named after the tree's path.
 fn default_worktree(data_dir: Option<&Path>, tree: &Path) -> PathBuf {
-    let data_dir = data_dir.map_or_else(
-        || {
-            crate::store::Store::default_path()
-                .parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-        },
-        Path::to_path_buf,
-    );
+    let data_dir = self::data_dir(data_dir);
     let full = tree.canonicalize().unwrap_or_else(|_| tree.to_path_buf());
     let name: String = full
         .to_string_lossy()
