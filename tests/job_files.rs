@@ -21,7 +21,7 @@ fn shipped_jobs_load() {
         }
     }
     names.sort();
-    assert_eq!(names, ["ceph-fscache", "lkdtm-softlockup"]);
+    assert_eq!(names, ["ceph-fscache", "filemap-stall", "lkdtm-softlockup"]);
 }
 
 #[test]
