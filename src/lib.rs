@@ -4,6 +4,7 @@
 //! lore (follow archives) -> mail (parse) -> series (assemble) -> store,
 //! and console (crash and stall analysis) for the runs' logs.
 
+pub mod build;
 pub mod cli;
 pub mod console;
 pub mod lore;
