@@ -179,7 +179,6 @@ pub(crate) enum PlannedBase {
 /// A configuration read and checked: what a build applies.
 #[derive(Debug, Clone)]
 pub struct ConfigPlan {
-    config: KernelConfig,
     base: PlannedBase,
     /// The merged requests, one per option, in order of first appearance.
     requests: Vec<OptionRequest>,
@@ -247,7 +246,6 @@ impl KernelConfig {
             .expect("hashing a buffer in memory does not fail")
             .to_string();
         Ok(ConfigPlan {
-            config: self.clone(),
             base,
             requests,
             overrides,
@@ -257,10 +255,6 @@ impl KernelConfig {
 }
 
 impl ConfigPlan {
-    pub fn config(&self) -> &KernelConfig {
-        &self.config
-    }
-
     pub fn hash(&self) -> &ConfigHash {
         &self.hash
     }
