@@ -5,6 +5,7 @@
 //! -> tree (worktree at the base, `git am -3`), and console (crash and
 //! stall analysis) for the runs' logs.
 
+pub mod build;
 pub mod cli;
 pub mod console;
 pub mod job;
