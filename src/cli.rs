@@ -546,22 +546,9 @@ pub struct ApplyArgs {
 /// The worktree `lorebot apply` uses for `tree` unless told: one per tree,
 /// under the data directory, named after the tree's path.
 fn default_worktree(data_dir: Option<&Path>, tree: &Path) -> PathBuf {
-    let data_dir = self::data_dir(data_dir);
-    let full = tree.canonicalize().unwrap_or_else(|_| tree.to_path_buf());
-    let name: String = full
-        .to_string_lossy()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    data_dir
+    self::data_dir(data_dir)
         .join("worktrees")
-        .join(name.trim_matches('-').trim_start_matches('.'))
+        .join(path_slug(tree))
 }
 
 /// `lorebot apply`: exit 0 when the series applied (or was already in the
@@ -657,4 +644,155 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         ApplyOutcome::Applied(_) => ExitCode::SUCCESS,
         ApplyOutcome::Failed(_) => ExitCode::from(1),
     })
+}
+
+/// `lorebot build`'s arguments.
+pub struct BuildArgs {
+    pub job: PathBuf,
+    /// The tree; when absent, the job's tree cloned under the data dir.
+    pub tree: Option<PathBuf>,
+    /// What to build; the job's branch when absent.
+    pub rev: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `lorebot build`: the job's kernel at a revision, from the cache or
+/// built; prints the bzImage's path.
+pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+    let plan = crate::job::load(&args.job)?;
+    let data = data_dir(args.data_dir.as_deref());
+    let tree = match &args.tree {
+        Some(dir) => crate::tree::Tree::open(dir)?,
+        None => {
+            let dir = data.join("trees").join(&plan.name);
+            eprintln!("tree: {} in {}", plan.tree.url, dir.display());
+            crate::tree::Tree::open_or_clone(&plan.tree.url, &dir)?
+        }
+    };
+    let rev = args
+        .rev
+        .clone()
+        .or_else(|| plan.tree.branch.clone())
+        .unwrap_or_else(|| "HEAD".to_owned());
+    let commit = tree
+        .resolve(&rev)
+        .with_context(|| format!("resolving {rev}"))?;
+    let kernel = build_kernel(&plan, &tree, &commit.to_string(), &data)?;
+    for dropped in &kernel.dropped {
+        eprintln!("warning: {dropped}");
+    }
+    println!("{}", kernel.bzimage.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The job's kernel at `commit` of `tree`, from the cache or built. The
+/// worktree and the build directory are kept per (tree, configuration),
+/// side by side (`linux/`, `build/`), so that the next build of a nearby
+/// commit is incremental and ccache hits survive a move of the data dir.
+fn build_kernel(
+    plan: &crate::job::JobPlan,
+    tree: &crate::tree::Tree,
+    commit: &str,
+    data: &Path,
+) -> anyhow::Result<crate::build::Kernel> {
+    let builder = crate::build::Builder::new(data.join("cache"));
+    let short = commit.get(..12).unwrap_or(commit);
+    if let Some(kernel) = builder.cached(commit, &plan.kernel)? {
+        eprintln!("kernel {short}: cached in {}", kernel.dir.display());
+        return Ok(kernel);
+    }
+    let hash = plan.kernel.load()?.hash().short().to_owned();
+    let slot = data
+        .join("builds")
+        .join(format!("{}-{hash}", path_slug(tree.path())));
+    let mut worktree = tree.worktree(&slot.join("linux"))?;
+    eprintln!(
+        "kernel {short}: checking out in {}",
+        worktree.path().display()
+    );
+    worktree.prepare(commit.parse().context("commit id")?)?;
+    let mut progress = BuildProgress::new(short);
+    let built = builder.build(
+        worktree.path(),
+        commit,
+        &plan.kernel,
+        &slot.join("build"),
+        &mut |p| progress.show(&p),
+    );
+    progress.end();
+    worktree.finish()?;
+    Ok(built?)
+}
+
+/// A path as one directory name: `/srv/linux` -> `srv-linux`.
+fn path_slug(path: &Path) -> String {
+    let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let name: String = full
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.trim_matches('-').trim_start_matches('.').to_owned()
+}
+
+/// Build progress on stderr: one updating line on a terminal, a line per
+/// stage and per 200 objects otherwise.
+struct BuildProgress {
+    commit: String,
+    tty: bool,
+    started: std::time::Instant,
+    drawn: bool,
+}
+
+impl BuildProgress {
+    fn new(commit: &str) -> BuildProgress {
+        use std::io::IsTerminal as _;
+        BuildProgress {
+            commit: commit.to_owned(),
+            tty: io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, p: &crate::build::Progress) {
+        use crate::build::Progress;
+        let secs = self.started.elapsed().as_secs();
+        let line = match p {
+            Progress::WaitingForLock { build_dir } => {
+                format!("waiting for another build in {}", build_dir.display())
+            }
+            Progress::Configuring => "configuring".to_owned(),
+            Progress::Compiling { objects, file } => {
+                if !self.tty && objects % 200 != 0 {
+                    return;
+                }
+                format!("compiling: {objects} objects ({file})")
+            }
+            Progress::Linking => "linking".to_owned(),
+            Progress::Done { cached: true } => "cached".to_owned(),
+            Progress::Done { cached: false } => "built".to_owned(),
+        };
+        let text = format!("kernel {} [{secs:>4}s] {line}", self.commit);
+        if self.tty {
+            let width = 100;
+            let text: String = text.chars().take(width).collect();
+            eprint!("\r{text:<width$}");
+            self.drawn = true;
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn end(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
 }

@@ -82,6 +82,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build a job's kernel at a revision (cached by commit and config) and
+    /// print the bzImage's path.
+    Build {
+        /// The job file (jobs/*.yaml): its kernel config and tree.
+        #[arg(long, value_name = "JOB")]
+        job: PathBuf,
+        /// The git repository to build from (default: the job's tree,
+        /// cloned under the data directory).
+        #[arg(long, value_name = "DIR")]
+        tree: Option<PathBuf>,
+        /// The commit, branch or tag (default: the job's branch).
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
+        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Boot a kernel with a job's reproducer N times and report the outcomes.
     Run {
         /// The job file (jobs/*.yaml).
@@ -183,6 +200,17 @@ fn main() -> ExitCode {
             worktree,
             data_dir,
             json,
+        }),
+        Command::Build {
+            job,
+            tree,
+            rev,
+            data_dir,
+        } => lorebot::cli::build(&lorebot::cli::BuildArgs {
+            job,
+            tree,
+            rev,
+            data_dir,
         }),
         Command::Run {
             job,

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lorebot::job::{self, ConfigBase};
+use lorebot::build::ConfigBase;
+use lorebot::job;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,6 +1,6 @@
 //! `lorebot run` on a real kernel (Linux 6.1 from Debian's linux-source-6.1,
-//! built by scripts/build-test-kernel and cached) under real QEMU: each of
-//! the run outcomes a verdict relies on, from a real guest.
+//! built by `lorebot build` and cached) under real QEMU: each of the run
+//! outcomes a verdict relies on, from a real guest.
 
 mod support;
 
@@ -16,22 +16,7 @@ static GUESTS: Mutex<()> = Mutex::new(());
 
 fn kernel() -> &'static Path {
     static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-kernel");
-        let out = support::run(&mut Command::new(script));
-        let path = PathBuf::from(
-            String::from_utf8_lossy(&out)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or(""),
-        );
-        assert!(
-            path.is_file(),
-            "build-test-kernel printed no bzImage: {path:?}"
-        );
-        path
-    })
+    KERNEL.get_or_init(|| support::build_kernel("jobs/lkdtm-softlockup.yaml", "v6.1.192"))
 }
 
 fn job(name: &str) -> PathBuf {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::build::{ConfigBase, KernelConfig};
 use crate::console::Crash;
 
 #[derive(Debug, Error)]
@@ -141,7 +142,7 @@ pub struct JobPlan {
     pub description: String,
     pub tree: Tree,
     pub lists: Vec<String>,
-    pub kernel: Kernel,
+    pub kernel: KernelConfig,
     pub reproducer: Reproducer,
     pub vm: Vm,
     pub target: Target,
@@ -154,21 +155,6 @@ pub struct Tree {
     /// A URL, or an absolute path (`~/` expanded, relative to the job file).
     pub url: String,
     pub branch: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConfigBase {
-    Tinyconfig,
-    Defconfig,
-    Allnoconfig,
-    File(PathBuf),
-}
-
-#[derive(Clone, Debug)]
-pub struct Kernel {
-    pub base: ConfigBase,
-    /// Absolute paths, in order (later fragments win).
-    pub fragments: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -520,7 +506,7 @@ impl Checker<'_> {
                 branch: spec.tree.branch,
             },
             lists: spec.lists,
-            kernel: Kernel { base, fragments },
+            kernel: KernelConfig { base, fragments },
             reproducer: Reproducer {
                 script,
                 files,

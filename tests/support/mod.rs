@@ -84,3 +84,39 @@ impl Drop for Lore {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// lorebot's cache directory for tests: kernels built once are kept
+/// between test runs.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("LOREBOT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("lorebot")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lorebot")))
+        .expect("HOME is set")
+}
+
+/// The git tree of Debian's Linux 6.1 source (scripts/kernel-tree).
+pub fn kernel_tree() -> PathBuf {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kernel-tree");
+    let out = run(&mut Command::new(script));
+    PathBuf::from(String::from_utf8_lossy(&out).trim())
+}
+
+/// `lorebot build` of `job` (a path under the repository) at `rev` of
+/// the kernel tree, with the tests' data directory: the bzImage. The first
+/// build takes minutes; later ones come from the cache.
+pub fn build_kernel(job: &str, rev: &str) -> PathBuf {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_lorebot"))
+        .arg("build")
+        .arg("--job")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(job))
+        .arg("--tree")
+        .arg(kernel_tree())
+        .args(["--rev", rev])
+        .arg("--data-dir")
+        .arg(cache_dir().join("test-data")));
+    let text = String::from_utf8_lossy(&out);
+    let path = PathBuf::from(text.trim().lines().last().unwrap_or(""));
+    assert!(path.is_file(), "lorebot build printed no bzImage: {text}");
+    path
+}
