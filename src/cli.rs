@@ -534,12 +534,28 @@ fn render_summary(s: &crate::verdict::ArmSummary, target: &crate::job::Target) -
 }
 
 /// `lorebot apply`'s arguments.
+#[derive(clap::Args)]
 pub struct ApplyArgs {
+    /// The git repository to apply to.
+    #[arg(long, value_name = "DIR")]
     pub tree: PathBuf,
+    /// The commit to apply on: a hash (full or abbreviated), a branch, a
+    /// remote branch or a tag.
+    #[arg(long, value_name = "REV")]
     pub base: String,
+    /// The patch mails in order: an mbox, or one mail; `-` reads
+    /// standard input.
+    #[arg(long, value_name = "FILE")]
     pub mbox: PathBuf,
+    /// The worktree to use (default: under the data directory, named
+    /// after the tree). Made if missing; must be a worktree of the tree.
+    #[arg(long, value_name = "DIR")]
     pub worktree: Option<PathBuf>,
+    /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -647,12 +663,20 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `lorebot build`'s arguments.
+#[derive(clap::Args)]
 pub struct BuildArgs {
+    /// The job file (jobs/*.yaml): its kernel config and tree.
+    #[arg(long, value_name = "JOB")]
     pub job: PathBuf,
-    /// The tree; when absent, the job's tree cloned under the data dir.
+    /// The git repository to build from (default: the job's tree,
+    /// cloned under the data directory).
+    #[arg(long, value_name = "DIR")]
     pub tree: Option<PathBuf>,
-    /// What to build; the job's branch when absent.
+    /// The commit, branch or tag (default: the job's branch).
+    #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
+    /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
 

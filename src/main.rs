@@ -59,46 +59,10 @@ enum Command {
     /// Apply a patch series to a tree with `git am -3`, in a worktree kept
     /// between runs (builds stay incremental). Exit status 1 when a patch
     /// does not apply.
-    Apply {
-        /// The git repository to apply to.
-        #[arg(long, value_name = "DIR")]
-        tree: PathBuf,
-        /// The commit to apply on: a hash (full or abbreviated), a branch, a
-        /// remote branch or a tag.
-        #[arg(long, value_name = "REV")]
-        base: String,
-        /// The patch mails in order: an mbox, or one mail; `-` reads
-        /// standard input.
-        #[arg(long, value_name = "FILE")]
-        mbox: PathBuf,
-        /// The worktree to use (default: under the data directory, named
-        /// after the tree). Made if missing; must be a worktree of the tree.
-        #[arg(long, value_name = "DIR")]
-        worktree: Option<PathBuf>,
-        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Apply(lorebot::cli::ApplyArgs),
     /// Build a job's kernel at a revision (cached by commit and config) and
     /// print the bzImage's path.
-    Build {
-        /// The job file (jobs/*.yaml): its kernel config and tree.
-        #[arg(long, value_name = "JOB")]
-        job: PathBuf,
-        /// The git repository to build from (default: the job's tree,
-        /// cloned under the data directory).
-        #[arg(long, value_name = "DIR")]
-        tree: Option<PathBuf>,
-        /// The commit, branch or tag (default: the job's branch).
-        #[arg(long, value_name = "REV")]
-        rev: Option<String>,
-        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-    },
+    Build(lorebot::cli::BuildArgs),
     /// Boot a kernel with a job's reproducer N times and report the outcomes.
     Run {
         /// The job file (jobs/*.yaml).
@@ -186,32 +150,8 @@ fn main() -> ExitCode {
             };
             lorebot::cli::series(source, json)
         }
-        Command::Apply {
-            tree,
-            base,
-            mbox,
-            worktree,
-            data_dir,
-            json,
-        } => lorebot::cli::apply(&lorebot::cli::ApplyArgs {
-            tree,
-            base,
-            mbox,
-            worktree,
-            data_dir,
-            json,
-        }),
-        Command::Build {
-            job,
-            tree,
-            rev,
-            data_dir,
-        } => lorebot::cli::build(&lorebot::cli::BuildArgs {
-            job,
-            tree,
-            rev,
-            data_dir,
-        }),
+        Command::Apply(args) => lorebot::cli::apply(&args),
+        Command::Build(args) => lorebot::cli::build(&args),
         Command::Run {
             job,
             kernel,
