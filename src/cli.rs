@@ -195,6 +195,42 @@ fn render_crash(s: &mut String, i: usize, n: usize, c: &Crash) {
 }
 
 /// Where `lorebot series` reads a thread from.
+/// Where a thread comes from, as the command line says.
+#[derive(clap::Args)]
+pub struct ThreadArgs {
+    /// An mbox (or single mail) holding the thread.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["msgid", "url", "list"], required_unless_present = "msgid")]
+    pub mbox: Option<PathBuf>,
+    /// A Message-ID in the thread, fetched from lore.
+    #[arg(long, value_name = "ID", requires_all = ["url", "list"])]
+    pub msgid: Option<String>,
+    /// lore's base URL, e.g. https://lore.kernel.org
+    #[arg(long, value_name = "BASE")]
+    pub url: Option<String>,
+    /// The list's name on lore, e.g. linux-fsdevel
+    #[arg(long, value_name = "NAME")]
+    pub list: Option<String>,
+    /// Contact sent in the User-Agent.
+    #[arg(long, env = "LOREBOT_CONTACT", default_value = "unset")]
+    pub contact: String,
+}
+
+impl ThreadArgs {
+    pub fn source(self) -> ThreadSource {
+        match (self.mbox, self.msgid, self.url, self.list) {
+            (Some(path), ..) => ThreadSource::Mbox(path),
+            (None, Some(msgid), Some(base), Some(list)) => ThreadSource::Lore {
+                base,
+                list,
+                msgid,
+                contact: self.contact,
+            },
+            // clap requires --mbox, or --msgid with --url and --list.
+            _ => ThreadSource::Mbox(PathBuf::from("-")),
+        }
+    }
+}
+
 pub enum ThreadSource {
     Mbox(PathBuf),
     Lore {
@@ -225,8 +261,9 @@ fn parse_mails(raws: Vec<Vec<u8>>, origin: &str) -> Vec<Mail> {
 }
 
 /// `lorebot series`.
-pub fn series(source: ThreadSource, json: bool) -> anyhow::Result<ExitCode> {
-    let mails = match &source {
+/// The mails of a thread, from an mbox (or `t.mbox.gz`) or from lore.
+fn thread_mails(source: &ThreadSource) -> anyhow::Result<Vec<Mail>> {
+    Ok(match source {
         ThreadSource::Mbox(path) => {
             let data =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -248,7 +285,11 @@ pub fn series(source: ThreadSource, json: bool) -> anyhow::Result<ExitCode> {
             let raws = client.thread(base, list, msgid)?;
             parse_mails(raws, msgid)
         }
-    };
+    })
+}
+
+pub fn series(source: ThreadSource, json: bool) -> anyhow::Result<ExitCode> {
+    let mails = thread_mails(&source)?;
     let analysis = crate::series::analyze(&mails);
     let mut out = io::stdout().lock();
     if json {
@@ -564,7 +605,7 @@ pub struct ApplyArgs {
 fn default_worktree(data_dir: Option<&Path>, tree: &Path) -> PathBuf {
     self::data_dir(data_dir)
         .join("worktrees")
-        .join(path_slug(tree))
+        .join(crate::pipeline::path_slug(tree))
 }
 
 /// `lorebot apply`: exit 0 when the series applied (or was already in the
@@ -701,7 +742,12 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let commit = tree
         .resolve(&rev)
         .with_context(|| format!("resolving {rev}"))?;
-    let kernel = build_kernel(&plan, &tree, &commit.to_string(), &data)?;
+    let commit = commit.to_string();
+    let mut progress = BuildProgress::new(&format!("kernel {}", &commit[..12]));
+    let kernel =
+        crate::pipeline::build_kernel(&plan, &tree, &commit, &data, &mut |p| progress.show(p));
+    progress.end();
+    let kernel = kernel?;
     for dropped in &kernel.dropped {
         eprintln!("warning: {dropped}");
     }
@@ -709,76 +755,20 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The job's kernel at `commit` of `tree`, from the cache or built. The
-/// worktree and the build directory are kept per (tree, configuration),
-/// side by side (`linux/`, `build/`), so that the next build of a nearby
-/// commit is incremental and ccache hits survive a move of the data dir.
-fn build_kernel(
-    plan: &crate::job::JobPlan,
-    tree: &crate::tree::Tree,
-    commit: &str,
-    data: &Path,
-) -> anyhow::Result<crate::build::Kernel> {
-    let builder = crate::build::Builder::new(data.join("cache"));
-    let short = commit.get(..12).unwrap_or(commit);
-    if let Some(kernel) = builder.cached(commit, &plan.kernel)? {
-        eprintln!("kernel {short}: cached in {}", kernel.dir.display());
-        return Ok(kernel);
-    }
-    let hash = plan.kernel.load()?.hash().short().to_owned();
-    let slot = data
-        .join("builds")
-        .join(format!("{}-{hash}", path_slug(tree.path())));
-    let mut worktree = tree.worktree(&slot.join("linux"))?;
-    eprintln!(
-        "kernel {short}: checking out in {}",
-        worktree.path().display()
-    );
-    worktree.prepare(commit.parse().context("commit id")?)?;
-    let mut progress = BuildProgress::new(short);
-    let built = builder.build(
-        worktree.path(),
-        commit,
-        &plan.kernel,
-        &slot.join("build"),
-        &mut |p| progress.show(&p),
-    );
-    progress.end();
-    worktree.finish()?;
-    Ok(built?)
-}
-
-/// A path as one directory name: `/srv/linux` -> `srv-linux`.
-fn path_slug(path: &Path) -> String {
-    let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let name: String = full
-        .to_string_lossy()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name.trim_matches('-').trim_start_matches('.').to_owned()
-}
-
 /// Build progress on stderr: one updating line on a terminal, a line per
 /// stage and per 200 objects otherwise.
 struct BuildProgress {
-    commit: String,
+    label: String,
     tty: bool,
     started: std::time::Instant,
     drawn: bool,
 }
 
 impl BuildProgress {
-    fn new(commit: &str) -> BuildProgress {
+    fn new(label: &str) -> BuildProgress {
         use std::io::IsTerminal as _;
         BuildProgress {
-            commit: commit.to_owned(),
+            label: label.to_owned(),
             tty: io::stderr().is_terminal(),
             started: std::time::Instant::now(),
             drawn: false,
@@ -803,7 +793,7 @@ impl BuildProgress {
             Progress::Done { cached: true } => "cached".to_owned(),
             Progress::Done { cached: false } => "built".to_owned(),
         };
-        let text = format!("kernel {} [{secs:>4}s] {line}", self.commit);
+        let text = format!("{} [{secs:>4}s] {line}", self.label);
         if self.tty {
             let width = 100;
             let text: String = text.chars().take(width).collect();
@@ -819,4 +809,96 @@ impl BuildProgress {
             eprintln!();
         }
     }
+}
+
+/// `lorebot test`: the whole pipeline for one thread; prints the reply.
+pub fn test(
+    source: ThreadSource,
+    job: &Path,
+    data_dir: Option<&Path>,
+    from: &str,
+) -> anyhow::Result<ExitCode> {
+    let plan = crate::job::load(job)?;
+    let mails = thread_mails(&source)?;
+    let data = self::data_dir(data_dir);
+    let bot = parse_identity(from)?;
+    let mut build = None::<BuildProgress>;
+    let outcome = crate::pipeline::test_thread(&mails, &plan, &data, &bot, &mut |stage| {
+        use crate::pipeline::Stage;
+        match stage {
+            Stage::Building { arm, progress } => {
+                let b = build.get_or_insert_with(|| {
+                    BuildProgress::new(&format!("{arm:?} kernel").to_lowercase())
+                });
+                b.show(progress);
+                if matches!(progress, crate::build::Progress::Done { .. }) {
+                    b.end();
+                    build = None;
+                }
+            }
+            Stage::Applying => eprintln!("applying the series"),
+            Stage::Ran { arm, run, tally } => eprintln!(
+                "{arm:?} run {}: {} {} ({:.0}s) | base {}/{}, patched {}/{}",
+                run.index,
+                run.outcome.as_str(),
+                run.reason,
+                run.duration_s,
+                tally.base_crashes,
+                tally.base_runs,
+                tally.patched_crashes,
+                tally.patched_runs
+            ),
+        }
+    })?;
+    if let Some(d) = &outcome.decision {
+        eprintln!("verdict: {} ({})", d.verdict, d.reason);
+    }
+    let mail = outcome.reply.to_bytes(&rfc2822_now());
+    io::stdout().write_all(
+        &String::from_utf8_lossy(&mail)
+            .replace("\r\n", "\n")
+            .into_bytes(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `Name <address>` as the bot's identity.
+fn parse_identity(from: &str) -> anyhow::Result<crate::reply::Identity> {
+    let (name, rest) = from
+        .split_once('<')
+        .with_context(|| format!("--from {from:?}: expected `Name <address>`"))?;
+    let email = rest.trim_end().trim_end_matches('>').trim();
+    anyhow::ensure!(email.contains('@'), "--from {from:?}: no address");
+    Ok(crate::reply::Identity {
+        name: name.trim().to_owned(),
+        email: email.to_owned(),
+    })
+}
+
+/// The current time as an RFC 2822 date, in UTC.
+fn rfc2822_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day} {} {year} {h:02}:{m:02}:{s:02} +0000",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
 }

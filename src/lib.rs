@@ -11,6 +11,7 @@ pub mod console;
 pub mod job;
 pub mod lore;
 pub mod mail;
+pub mod pipeline;
 pub mod reply;
 pub mod series;
 pub mod store;

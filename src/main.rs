@@ -40,21 +40,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// An mbox (or single mail) holding the thread.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["msgid", "url", "list"], required_unless_present = "msgid")]
-        mbox: Option<PathBuf>,
-        /// A Message-ID in the thread, fetched from lore.
-        #[arg(long, value_name = "ID", requires_all = ["url", "list"])]
-        msgid: Option<String>,
-        /// lore's base URL, e.g. https://lore.kernel.org
-        #[arg(long, value_name = "BASE")]
-        url: Option<String>,
-        /// The list's name on lore, e.g. linux-fsdevel
-        #[arg(long, value_name = "NAME")]
-        list: Option<String>,
-        /// Contact sent in the User-Agent.
-        #[arg(long, env = "LOREBOT_CONTACT", default_value = "unset")]
-        contact: String,
+        #[command(flatten)]
+        thread: lorebot::cli::ThreadArgs,
     },
     /// Apply a patch series to a tree with `git am -3`, in a worktree kept
     /// between runs (builds stay incremental). Exit status 1 when a patch
@@ -63,6 +50,25 @@ enum Command {
     /// Build a job's kernel at a revision (cached by commit and config) and
     /// print the bzImage's path.
     Build(lorebot::cli::BuildArgs),
+    /// Test the series in a thread with a job: apply, build both kernels,
+    /// run base and patched until the statistics decide; print the reply.
+    Test {
+        #[command(flatten)]
+        thread: lorebot::cli::ThreadArgs,
+        /// The job file (jobs/*.yaml).
+        #[arg(long, value_name = "JOB")]
+        job: PathBuf,
+        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The bot's name and address, for From: and Tested-by:.
+        #[arg(
+            long,
+            env = "LOREBOT_FROM",
+            default_value = "lorebot <lorebot@localhost>"
+        )]
+        from: String,
+    },
     /// Boot a kernel with a job's reproducer N times and report the outcomes.
     Run {
         /// The job file (jobs/*.yaml).
@@ -130,26 +136,13 @@ fn main() -> ExitCode {
                     json,
                 },
         } => lorebot::cli::lore_sync(&url, &list, db, data_dir, max_mail_size, json),
-        Command::Series {
-            json,
-            mbox,
-            msgid,
-            url,
-            list,
-            contact,
-        } => {
-            let source = match (mbox, msgid, url, list) {
-                (Some(path), ..) => lorebot::cli::ThreadSource::Mbox(path),
-                (None, Some(msgid), Some(base), Some(list)) => lorebot::cli::ThreadSource::Lore {
-                    base,
-                    list,
-                    msgid,
-                    contact,
-                },
-                _ => unreachable!("clap requires --mbox or --msgid with --url and --list"),
-            };
-            lorebot::cli::series(source, json)
-        }
+        Command::Series { json, thread } => lorebot::cli::series(thread.source(), json),
+        Command::Test {
+            thread,
+            job,
+            data_dir,
+            from,
+        } => lorebot::cli::test(thread.source(), &job, data_dir.as_deref(), &from),
         Command::Apply(args) => lorebot::cli::apply(&args),
         Command::Build(args) => lorebot::cli::build(&args),
         Command::Run {

@@ -1,0 +1,398 @@
+//! One test, through every stage: the series in a thread, applied to the
+//! job's tree, both kernels built, base and patched runs interleaved until
+//! the protocol decides, and the reply that says so.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::build::{BuildError, Builder, Kernel, Progress};
+use crate::job::{JobPlan, Target};
+use crate::mail::Mail;
+use crate::reply::{self, Identity, Logs, Reply, Tested};
+use crate::series::Series;
+use crate::tree::{ApplyOutcome, Tree};
+use crate::verdict::ArmSummary;
+use crate::verdict::protocol::{self, Arm, Next, Policy, Tally};
+use crate::vm::{self, Guest, Run, Timeouts};
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error("the thread has no patch series to test")]
+    NoSeries,
+    #[error("series \"{subject}\" is incomplete: missing {missing:?}")]
+    Incomplete { subject: String, missing: Vec<u32> },
+    #[error("patch {msgid} is not in the thread")]
+    MissingMail { msgid: String },
+    #[error("tree {url}: {message}")]
+    Tree { url: String, message: String },
+    #[error("kernel build: {0}")]
+    Build(#[from] BuildError),
+    #[error("worktree {}: {message}", path.display())]
+    Worktree { path: PathBuf, message: String },
+    #[error(transparent)]
+    Vm(#[from] vm::VmError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// What the pipeline is doing, for a progress display.
+#[derive(Debug)]
+pub enum Stage<'a> {
+    Building {
+        arm: Arm,
+        progress: &'a Progress,
+    },
+    Applying,
+    Ran {
+        arm: Arm,
+        run: &'a Run,
+        tally: &'a Tally,
+    },
+}
+
+/// The test's result: the reply, and the records behind it.
+pub struct Outcome {
+    pub series: Series,
+    pub reply: Reply,
+    pub base: Vec<Run>,
+    pub patched: Vec<Run>,
+    pub decision: Option<protocol::Decision>,
+}
+
+/// The series a test is about: the newest version of a proposed fix for
+/// the report in the thread, else the newest series.
+pub fn pick_series(mails: &[Mail]) -> Result<Series, PipelineError> {
+    let analysis = crate::series::analyze(mails);
+    let mut current = analysis.series.iter().rev().filter(|s| s.superseded_by.is_none());
+    let series = current
+        .clone()
+        .find(|s| s.in_reply_to_report.is_some())
+        .or_else(|| current.next())
+        .cloned()
+        .ok_or(PipelineError::NoSeries)?;
+    if !series.complete {
+        return Err(PipelineError::Incomplete {
+            subject: series.subject.clone(),
+            missing: series.missing.clone(),
+        });
+    }
+    Ok(series)
+}
+
+/// The job's tree: a local repository is used in place, anything else is
+/// cloned (and fetched) under the data directory.
+pub fn open_tree(job: &JobPlan, data: &Path) -> Result<Tree, PipelineError> {
+    let tree_err = |e: &dyn std::fmt::Display| PipelineError::Tree {
+        url: job.tree.url.clone(),
+        message: e.to_string(),
+    };
+    if Path::new(&job.tree.url).is_dir() {
+        return Tree::open(Path::new(&job.tree.url)).map_err(|e| tree_err(&e));
+    }
+    let tree = Tree::open_or_clone(&job.tree.url, &data.join("trees").join(&job.name))
+        .map_err(|e| tree_err(&e))?;
+    tree.fetch().map_err(|e| tree_err(&e))?;
+    Ok(tree)
+}
+
+/// The worktree and build directory of (tree, config), side by side.
+fn slot(job: &JobPlan, tree: &Tree, data: &Path) -> Result<PathBuf, BuildError> {
+    let hash = job.kernel.load()?.hash().short().to_owned();
+    Ok(data
+        .join("builds")
+        .join(format!("{}-{hash}", path_slug(tree.path()))))
+}
+
+/// A path as one directory name: `/srv/linux` -> `srv-linux`.
+pub fn path_slug(path: &Path) -> String {
+    let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let name: String = full
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.trim_matches('-').trim_start_matches('.').to_owned()
+}
+
+/// The job's kernel at `commit`, from the cache or built in the slot's
+/// worktree (kept, so the next build of a nearby commit is incremental).
+pub fn build_kernel(
+    job: &JobPlan,
+    tree: &Tree,
+    commit: &str,
+    data: &Path,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Kernel, PipelineError> {
+    let builder = Builder::new(data.join("cache"));
+    if let Some(kernel) = builder.cached(commit, &job.kernel)? {
+        progress(&Progress::Done { cached: true });
+        return Ok(kernel);
+    }
+    let slot = slot(job, tree, data)?;
+    let oid = commit
+        .parse()
+        .map_err(|e: git2::Error| PipelineError::Worktree {
+            path: slot.join("linux"),
+            message: format!("{commit}: {e}"),
+        })?;
+    let built = in_worktree(tree, &slot, oid, |worktree| {
+        Ok(builder.build(
+            worktree.path(),
+            commit,
+            &job.kernel,
+            &slot.join("build"),
+            &mut |p| progress(&p),
+        ))
+    })?;
+    Ok(built?)
+}
+
+/// Runs `f` in the slot's worktree, prepared at `base` and cleaned after.
+fn in_worktree<T>(
+    tree: &Tree,
+    slot: &Path,
+    base: git2::Oid,
+    f: impl FnOnce(&mut crate::tree::Worktree) -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    let path = slot.join("linux");
+    let err = |e: &dyn std::fmt::Display| PipelineError::Worktree {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let mut worktree = tree.worktree(&path).map_err(|e| err(&e))?;
+    worktree.prepare(base).map_err(|e| err(&e))?;
+    let result = f(&mut worktree);
+    worktree.finish().map_err(|e| err(&e))?;
+    result
+}
+
+/// Tests the series of a thread with `job`: the whole pipeline.
+pub fn test_thread(
+    mails: &[Mail],
+    job: &JobPlan,
+    data: &Path,
+    bot: &Identity,
+    progress: &mut dyn FnMut(Stage<'_>),
+) -> Result<Outcome, PipelineError> {
+    let series = pick_series(mails)?;
+    let by_id = |id: &str| mails.iter().find(|m| m.message_id == id);
+    let mut patches = Vec::new();
+    for p in &series.patches {
+        let mail = by_id(&p.msgid).ok_or_else(|| PipelineError::MissingMail {
+            msgid: p.msgid.clone(),
+        })?;
+        patches.push(mail.raw.clone());
+    }
+    let answering = series
+        .cover_msgid
+        .as_deref()
+        .or(series.patches.first().map(|p| p.msgid.as_str()))
+        .and_then(by_id)
+        .ok_or(PipelineError::NoSeries)?;
+    let (target, target_why) = match (
+        job.target.is_empty(),
+        series.in_reply_to_report.as_deref().and_then(by_id),
+    ) {
+        (false, _) => (
+            job.target.clone(),
+            format!("{}, as the job says", job.target),
+        ),
+        (true, Some(report)) => crate::verdict::target::from_report(report).unwrap_or_else(|| {
+            (
+                Target::default(),
+                "any crash (the report shows none)".to_owned(),
+            )
+        }),
+        (true, None) => (
+            Target::default(),
+            "any crash (no report in the thread)".to_owned(),
+        ),
+    };
+
+    let tree = open_tree(job, data)?;
+    let rev = series
+        .base_commit
+        .clone()
+        .filter(|c| tree.resolve(c).is_ok())
+        .or_else(|| job.tree.branch.clone())
+        .unwrap_or_else(|| "HEAD".to_owned());
+    let base = tree.resolve(&rev).map_err(|e| PipelineError::Tree {
+        url: job.tree.url.clone(),
+        message: e.to_string(),
+    })?;
+    let base_hex = base.to_string();
+    let mut tested = Tested {
+        job: display_job_path(&job.path),
+        reproducer_timeout_s: job.reproducer.timeout.as_secs(),
+        cpus: job.vm.cpus,
+        base_label: rev.clone(),
+        base_commit: base_hex.clone(),
+        patch_subject: answering.subject.clone(),
+        patched_commit: None,
+    };
+    let finish = |result: reply::Result<'_>, tested: &Tested| {
+        reply::compose(answering, None, bot, tested, &result)
+    };
+
+    let base_kernel = build_kernel(job, &tree, &base_hex, data, &mut |p| {
+        progress(Stage::Building {
+            arm: Arm::Base,
+            progress: p,
+        })
+    })?;
+
+    progress(Stage::Applying);
+    let slot = slot(job, &tree, data)?;
+    let applied = in_worktree(&tree, &slot, base, |worktree| {
+        worktree
+            .apply(&patches)
+            .map_err(|e| PipelineError::Worktree {
+                path: worktree.path().to_owned(),
+                message: e.to_string(),
+            })
+    })?;
+    let head = match applied {
+        ApplyOutcome::Applied(a) => a.head.to_string(),
+        ApplyOutcome::Failed(f) => {
+            let reply = finish(
+                reply::Result::ApplyFailed {
+                    patch: format!("patch {}/{} \"{}\"", f.index, f.total, f.subject),
+                    detail: format!("{f}\n{}", f.message),
+                },
+                &tested,
+            );
+            return Ok(Outcome {
+                series,
+                reply,
+                base: Vec::new(),
+                patched: Vec::new(),
+                decision: None,
+            });
+        }
+    };
+    tested.patched_commit = Some(head.clone());
+    let patched_kernel = match build_kernel(job, &tree, &head, data, &mut |p| {
+        progress(Stage::Building {
+            arm: Arm::Patched,
+            progress: p,
+        })
+    }) {
+        Ok(k) => k,
+        Err(PipelineError::Build(BuildError::Compile(failure))) => {
+            let reply = finish(
+                reply::Result::BuildFailed {
+                    error: failure.error.to_string(),
+                    log: Some(failure.log.display().to_string()),
+                },
+                &tested,
+            );
+            return Ok(Outcome {
+                series,
+                reply,
+                base: Vec::new(),
+                patched: Vec::new(),
+                decision: None,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+
+    let run_dir =
+        data.join("runs")
+            .join(format!("{}-{}-{}", job.name, &base_hex[..12], &head[..12]));
+    std::fs::create_dir_all(&run_dir).map_err(|source| PipelineError::Io {
+        what: format!("creating {}", run_dir.display()),
+        source,
+    })?;
+    let initramfs = run_dir.join("initramfs.cpio.gz");
+    vm::write_initramfs(
+        &initramfs,
+        &vm::Payload {
+            script: &job.reproducer.script,
+            files: &job.reproducer.files,
+            timeout: job.reproducer.timeout,
+        },
+    )?;
+    let guest = |kernel: &Kernel| Guest {
+        kernel: kernel.bzimage.clone(),
+        initramfs: initramfs.clone(),
+        cpus: job.vm.cpus,
+        memory_mib: job.vm.memory_mib,
+        cmdline: job.vm.cmdline.clone(),
+    };
+    let (base_guest, patched_guest) = (guest(&base_kernel), guest(&patched_kernel));
+    let timeouts = Timeouts {
+        boot: job.limits.boot_timeout,
+        reproducer: job.reproducer.timeout,
+        silence: job.limits.silence_timeout,
+        crash_grace: job.limits.crash_grace,
+    };
+    let accel = vm::accel(&vm::qemu_binary(), &base_guest.kernel);
+    let policy = Policy::new(job.limits.runs);
+    let mut tally = Tally::default();
+    let (mut base_runs, mut patched_runs) = (Vec::new(), Vec::new());
+    let decision = loop {
+        let arm = match protocol::next(&policy, &tally) {
+            Next::Done(d) => break d,
+            Next::Run(arm) => arm,
+        };
+        let (guest, runs, name) = match arm {
+            Arm::Base => (&base_guest, &mut base_runs, "base"),
+            Arm::Patched => (&patched_guest, &mut patched_runs, "patched"),
+        };
+        let index = runs.len() as u32 + 1;
+        let log = run_dir.join(format!("{name}-{index:03}.log"));
+        let run = vm::run_once(guest, &timeouts, accel, index, &log);
+        tally.add(arm, protocol::count(&run, &target));
+        progress(Stage::Ran {
+            arm,
+            run: &run,
+            tally: &tally,
+        });
+        runs.push(run);
+    };
+
+    let first_report = base_runs
+        .iter()
+        .chain(&patched_runs)
+        .flat_map(|r| &r.analysis.crashes)
+        .find(|c| target.matches(c))
+        .map(|c| format!("{}\n\n{}", c.title, c.report));
+    let base_summary = ArmSummary::of(&base_runs, &target);
+    let patched_summary = ArmSummary::of(&patched_runs, &target);
+    let reply = finish(
+        reply::Result::Ran {
+            decision: &decision,
+            base: &base_summary,
+            patched: &patched_summary,
+            target: target_why,
+            logs: Logs::Inline(first_report.unwrap_or_default()),
+        },
+        &tested,
+    );
+    Ok(Outcome {
+        series,
+        reply,
+        base: base_runs,
+        patched: patched_runs,
+        decision: Some(decision),
+    })
+}
+
+/// `jobs/x.yaml` when the job is in a `jobs/` directory, else the path.
+fn display_job_path(path: &Path) -> String {
+    match (path.parent().and_then(Path::file_name), path.file_name()) {
+        (Some(dir), Some(file)) if dir == "jobs" => format!("jobs/{}", file.to_string_lossy()),
+        _ => path.display().to_string(),
+    }
+}
