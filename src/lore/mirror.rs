@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use git2::build::{CloneLocal, RepoBuilder};
 use git2::{Repository, Sort};
 use thiserror::Error;
 
@@ -23,6 +24,13 @@ pub enum MirrorError {
         path: PathBuf,
         #[source]
         source: git2::Error,
+    },
+    #[error("moving the clone {from} to {to}: {source}")]
+    Move {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -69,7 +77,8 @@ impl Mirror {
         }
     }
 
-    fn epoch_path(&self, epoch: u32) -> PathBuf {
+    /// Where the mirror of `epoch` lives (a bare repository).
+    pub fn epoch_path(&self, epoch: u32) -> PathBuf {
         self.dir.join(format!("{epoch}.git"))
     }
 
@@ -106,15 +115,48 @@ impl Mirror {
             path: path.clone(),
             source,
         };
+        let url = self.url(epoch);
         let repo = match Repository::open_bare(&path) {
             Ok(r) => r,
+            Err(_) if url.starts_with("file://") => return self.clone_local(epoch, &url),
             Err(_) => Repository::init_bare(&path).map_err(repo_err)?,
         };
-        let url = self.url(epoch);
         let mut remote = repo.remote_anonymous(&url).map_err(repo_err)?;
         remote
             .fetch(&["+refs/heads/*:refs/heads/*"], None, None)
             .map_err(|source| MirrorError::Fetch { epoch, url, source })
+    }
+
+    /// First fetch of a local epoch: its objects are hard-linked (copied
+    /// across file systems), where a fetch would pack them again with a
+    /// delta search. Cloned beside the mirror and renamed into place, so
+    /// that an interrupted clone leaves no half mirror.
+    fn clone_local(&self, epoch: u32, url: &str) -> Result<(), MirrorError> {
+        let path = self.epoch_path(epoch);
+        let partial = path.with_extension("git.partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        let cloned = RepoBuilder::new()
+            .bare(true)
+            .clone_local(CloneLocal::Local)
+            .remote_create(|repo, name, url| {
+                repo.remote_with_fetch(name, url, "+refs/heads/*:refs/heads/*")
+            })
+            .clone(url, &partial);
+        if let Err(source) = cloned {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(MirrorError::Fetch {
+                epoch,
+                url: url.to_owned(),
+                source,
+            });
+        }
+        // A mirror left by an earlier, failed init is replaced.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::rename(&partial, &path).map_err(|source| MirrorError::Move {
+            from: partial,
+            to: path,
+            source,
+        })
     }
 
     /// The newest commit of an epoch.
