@@ -167,14 +167,10 @@ impl Mirror {
         Ok(branch_tip(&repo).map(|o| o.to_string()))
     }
 
-    /// Entries of `epoch` after commit `since`, oldest first, handed to `f`
-    /// with their commit. When `since` is not in the history any more (a
-    /// purge rewrote it), every entry comes again and `rewritten` is true.
-    pub fn walk<F, E>(&self, epoch: u32, since: Option<&str>, mut f: F) -> Result<bool, E>
-    where
-        F: FnMut(&str, Item) -> Result<(), E>,
-        E: From<MirrorError>,
-    {
+    /// Entries of `epoch` after commit `since`, oldest first. When `since`
+    /// is not in the history any more (a purge rewrote it), every entry
+    /// comes again and [`Walk::rewritten`] says so.
+    pub fn walk(&self, epoch: u32, since: Option<&str>) -> Result<Walk, MirrorError> {
         let path = self.epoch_path(epoch);
         let repo_err = |source| MirrorError::Repo {
             path: path.clone(),
@@ -182,56 +178,100 @@ impl Mirror {
         };
         let repo = Repository::open_bare(&path).map_err(repo_err)?;
         let Some(tip) = branch_tip(&repo) else {
-            return Ok(false);
+            return Ok(Walk {
+                repo,
+                path,
+                commits: Vec::new().into_iter(),
+                rewritten: false,
+            });
         };
         let since = since.and_then(|s| git2::Oid::from_str(s).ok());
         let continues = match since {
             Some(s) => s == tip || repo.graph_descendant_of(tip, s).unwrap_or(false),
             None => true,
         };
-        let mut walk = repo.revwalk().map_err(repo_err)?;
-        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
-            .map_err(repo_err)?;
-        walk.push(tip).map_err(repo_err)?;
-        if continues && let Some(s) = since {
-            walk.hide(s).map_err(repo_err)?;
-        }
-        for oid in walk {
-            let oid = oid.map_err(repo_err)?;
-            let commit = repo.find_commit(oid).map_err(repo_err)?;
-            let tree = commit.tree().map_err(repo_err)?;
-            let item = if let Some(e) = tree.get_name("m") {
-                let blob = repo.find_blob(e.id()).map_err(repo_err)?;
-                if blob.content().is_empty() {
-                    // public-inbox-purge empties the message; the commit
-                    // names the blob it replaced.
-                    match commit
-                        .summary()
-                        .ok()
-                        .flatten()
-                        .and_then(|s| s.strip_prefix("purged "))
-                    {
-                        Some(old) => Item::Deleted {
-                            blob: old.trim().to_owned(),
-                        },
-                        None => continue,
-                    }
-                } else {
-                    Item::Message {
-                        blob: e.id().to_string(),
-                        raw: blob.content().to_vec(),
-                    }
-                }
-            } else if let Some(e) = tree.get_name("d") {
-                Item::Deleted {
+        let commits = {
+            let mut walk = repo.revwalk().map_err(repo_err)?;
+            walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+                .map_err(repo_err)?;
+            walk.push(tip).map_err(repo_err)?;
+            if continues && let Some(s) = since {
+                walk.hide(s).map_err(repo_err)?;
+            }
+            walk.collect::<Result<Vec<_>, _>>().map_err(repo_err)?
+        };
+        Ok(Walk {
+            repo,
+            path,
+            commits: commits.into_iter(),
+            rewritten: !continues,
+        })
+    }
+}
+
+/// The entries of an epoch, oldest first: each with its commit.
+pub struct Walk {
+    repo: Repository,
+    path: PathBuf,
+    commits: std::vec::IntoIter<git2::Oid>,
+    rewritten: bool,
+}
+
+impl Walk {
+    /// The history was rewritten since the commit the walk started after:
+    /// it walks the whole epoch.
+    pub fn rewritten(&self) -> bool {
+        self.rewritten
+    }
+
+    /// The entry of one commit, if it carries one.
+    fn entry(&self, oid: git2::Oid) -> Result<Option<Item>, git2::Error> {
+        let commit = self.repo.find_commit(oid)?;
+        let tree = commit.tree()?;
+        if let Some(e) = tree.get_name("m") {
+            let blob = self.repo.find_blob(e.id())?;
+            if !blob.content().is_empty() {
+                return Ok(Some(Item::Message {
                     blob: e.id().to_string(),
-                }
-            } else {
-                continue;
-            };
-            f(&oid.to_string(), item)?;
+                    raw: blob.content().to_vec(),
+                }));
+            }
+            // public-inbox-purge empties the message; the commit names the
+            // blob it replaced.
+            Ok(commit
+                .summary()
+                .ok()
+                .flatten()
+                .and_then(|s| s.strip_prefix("purged "))
+                .map(|old| Item::Deleted {
+                    blob: old.trim().to_owned(),
+                }))
+        } else {
+            Ok(tree.get_name("d").map(|e| Item::Deleted {
+                blob: e.id().to_string(),
+            }))
         }
-        Ok(!continues)
+    }
+}
+
+impl Iterator for Walk {
+    /// A commit and its entry.
+    type Item = Result<(String, Item), MirrorError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some(oid) = self.commits.next() {
+            match self.entry(oid) {
+                Ok(Some(item)) => return Some(Ok((oid.to_string(), item))),
+                Ok(None) => {}
+                Err(source) => {
+                    return Some(Err(MirrorError::Repo {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
+            }
+        }
+        None
     }
 }
 

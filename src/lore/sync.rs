@@ -1,12 +1,17 @@
 //! `lorebot lore sync`: mirror a list's epochs and ingest what is new.
+//!
+//! The mails parsed on the way are kept, within a memory budget, for thread
+//! assembly, which otherwise reads them back from the store and parses them
+//! again.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use thiserror::Error;
 
 use super::mirror::{Item, Mirror, MirrorError};
 use crate::mail::{DEFAULT_MAX_SIZE, Mail};
-use crate::store::{BatchCounts, Entry, NewMessage, Store, StoreError};
+use crate::store::{AssembledThread, BatchCounts, Entry, NewMessage, Store, StoreError};
 
 #[derive(Debug, Error)]
 pub enum SyncError {
@@ -22,6 +27,9 @@ pub struct SyncOptions {
     pub max_mail_size: usize,
     /// Entries per transaction.
     pub batch: usize,
+    /// Bytes of parsed mail kept in memory for thread assembly; mails
+    /// beyond it are read back from the store.
+    pub parsed_mail_budget: usize,
 }
 
 impl Default for SyncOptions {
@@ -29,6 +37,7 @@ impl Default for SyncOptions {
         SyncOptions {
             max_mail_size: DEFAULT_MAX_SIZE,
             batch: 2000,
+            parsed_mail_budget: 512 << 20,
         }
     }
 }
@@ -59,16 +68,62 @@ impl SyncReport {
     }
 }
 
+/// Threads saved per transaction.
+const THREADS_PER_SAVE: usize = 500;
+
+/// Mails stored by this sync, parsed, by Message-ID, for thread assembly.
+struct ParsedMails {
+    mails: HashMap<String, Mail>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl ParsedMails {
+    fn new(budget: usize) -> ParsedMails {
+        ParsedMails {
+            mails: HashMap::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Keeps `mail` if the budget allows. Its raw bytes are dropped: the
+    /// store has them and assembly reads only the parsed fields.
+    fn keep(&mut self, mut mail: Mail) {
+        mail.raw = Vec::new();
+        let size = std::mem::size_of::<Mail>()
+            + mail.body.len()
+            + mail.attachments.iter().map(|a| a.data.len()).sum::<usize>()
+            + mail.subject.len()
+            + mail.references.iter().map(String::len).sum::<usize>();
+        if self.bytes + size <= self.budget {
+            self.bytes += size;
+            self.mails.insert(mail.message_id.clone(), mail);
+        }
+    }
+
+    /// The parent of a kept mail, as the store records it: `None` when the
+    /// mail is not kept.
+    fn parent(&self, msgid: &str) -> Option<Option<String>> {
+        self.mails.get(msgid).map(|m| m.parent().map(str::to_owned))
+    }
+
+    fn take(&mut self, msgid: &str) -> Option<Mail> {
+        self.mails.remove(msgid)
+    }
+}
+
 /// Re-assembles the threads marked dirty (they received or lost mail) and
 /// stores their series and commands.
 fn assemble_threads(
     store: &mut Store,
     list_id: i64,
+    parsed: &mut ParsedMails,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let mut roots: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut roots: BTreeMap<String, Vec<String>> = Default::default();
     // Root of each message seen, so that a long reply chain costs one walk.
-    let mut root_of: std::collections::HashMap<String, String> = Default::default();
+    let mut root_of: HashMap<String, String> = Default::default();
     for msgid in store.dirty_threads(list_id)? {
         let mut path = vec![msgid.clone()];
         let root = loop {
@@ -76,7 +131,11 @@ fn assemble_threads(
             if let Some(r) = root_of.get(&at) {
                 break r.clone();
             }
-            match store.parent(list_id, &at)? {
+            let parent = match parsed.parent(&at) {
+                Some(p) => Some(p),
+                None => store.parent(list_id, &at)?,
+            };
+            match parent {
                 Some(Some(p)) if !path.contains(&p) && path.len() < 100_000 => path.push(p),
                 // A root, or a cycle.
                 Some(_) => break at,
@@ -95,30 +154,57 @@ fn assemble_threads(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    let mut assembled: Vec<AssembledThread> = Vec::new();
     for (root, dirty) in roots {
-        let mails: Vec<Mail> = store
-            .thread_below(list_id, &root)?
-            .iter()
-            .filter_map(|raw| Mail::parse(raw, usize::MAX).ok())
-            .collect();
+        let mut mails = Vec::new();
+        for member in store.thread_members(list_id, &root)? {
+            if let Some(mail) = parsed.take(&member.msgid) {
+                mails.push(mail);
+            } else if let Some(raw) = store.raw(member.id)?
+                && let Ok(mail) = Mail::parse_owned(raw, usize::MAX)
+            {
+                mails.push(mail);
+            }
+        }
         let found = crate::series::analyze(&mails);
-        let (series, commands) = store.save_thread(list_id, &dirty, &found, now)?;
-        report.threads += 1;
-        report.series += series;
-        report.commands += commands;
+        assembled.push(AssembledThread { dirty, found });
+        if assembled.len() == THREADS_PER_SAVE {
+            save_threads(store, list_id, &mut assembled, now, report)?;
+        }
     }
+    save_threads(store, list_id, &mut assembled, now, report)
+}
+
+fn save_threads(
+    store: &mut Store,
+    list_id: i64,
+    assembled: &mut Vec<AssembledThread>,
+    now: i64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    if assembled.is_empty() {
+        return Ok(());
+    }
+    let (series, commands) = store.save_threads(list_id, assembled, now)?;
+    report.threads += assembled.len() as u64;
+    report.series += series;
+    report.commands += commands;
+    assembled.clear();
     Ok(())
 }
 
-/// An entry waiting for its transaction.
-enum Pending {
+/// An archive entry, parsed, waiting for its transaction.
+struct Pending {
+    commit: String,
+    entry: Parsed,
+}
+
+enum Parsed {
     Message {
-        commit: String,
         blob: String,
         mail: Box<Mail>,
     },
     Rejected {
-        commit: String,
         blob: String,
         size: usize,
         reason: String,
@@ -128,33 +214,122 @@ enum Pending {
     },
 }
 
-fn entry(p: &Pending) -> Entry<'_> {
-    match p {
-        Pending::Message { commit, blob, mail } => Entry::Message(NewMessage {
-            msgid: &mail.message_id,
-            msgid_derived: mail.message_id_derived,
-            git_commit: commit,
-            blob,
-            date: mail.date,
-            author: mail.from.as_ref().map(ToString::to_string),
-            subject: &mail.subject,
-            in_reply_to: mail.parent(),
-            references: &mail.references,
-            raw: &mail.raw,
-        }),
-        Pending::Rejected {
-            commit,
-            blob,
-            size,
-            reason,
-        } => Entry::Rejected {
-            git_commit: commit,
-            blob,
-            size: *size,
-            reason: reason.clone(),
-        },
-        Pending::Deleted { blob } => Entry::Deleted { blob },
+impl Pending {
+    fn entry(&self) -> Entry<'_> {
+        let commit = &self.commit;
+        match &self.entry {
+            Parsed::Message { blob, mail } => Entry::Message(NewMessage {
+                msgid: &mail.message_id,
+                msgid_derived: mail.message_id_derived,
+                git_commit: commit,
+                blob,
+                date: mail.date,
+                author: mail.from.as_ref().map(ToString::to_string),
+                subject: &mail.subject,
+                in_reply_to: mail.parent(),
+                references: &mail.references,
+                raw: &mail.raw,
+            }),
+            Parsed::Rejected { blob, size, reason } => Entry::Rejected {
+                git_commit: commit,
+                blob,
+                size: *size,
+                reason: reason.clone(),
+            },
+            Parsed::Deleted { blob } => Entry::Deleted { blob },
+        }
     }
+}
+
+/// Parses one archive entry.
+fn parse_entry(epoch: u32, commit: String, item: Item, max_mail_size: usize) -> Pending {
+    let entry = match item {
+        Item::Message { blob, raw } => {
+            let size = raw.len();
+            match Mail::parse_owned(raw, max_mail_size) {
+                Ok(mail) => {
+                    if mail.message_id_derived {
+                        tracing::warn!(epoch, commit, msgid = %mail.message_id, "no Message-ID; derived one");
+                    }
+                    Parsed::Message {
+                        blob,
+                        mail: Box::new(mail),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(epoch, commit, error = %e, "rejected mail");
+                    Parsed::Rejected {
+                        blob,
+                        size,
+                        reason: e.to_string(),
+                    }
+                }
+            }
+        }
+        Item::Deleted { blob } => Parsed::Deleted { blob },
+    };
+    Pending { commit, entry }
+}
+
+/// Records `batch` with `cursor` in one transaction and keeps the mails it
+/// stored for assembly.
+fn flush(
+    store: &mut Store,
+    list_id: i64,
+    epoch: u32,
+    cursor: &str,
+    batch: Vec<Pending>,
+    parsed: &mut ParsedMails,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let entries: Vec<Entry> = batch.iter().map(Pending::entry).collect();
+    let outcome = store.ingest(list_id, epoch, cursor, &entries)?;
+    drop(entries);
+    report.add(outcome.counts);
+    for (p, stored) in batch.into_iter().zip(outcome.stored) {
+        if let (Parsed::Message { mail, .. }, true) = (p.entry, stored) {
+            parsed.keep(*mail);
+        }
+    }
+    Ok(())
+}
+
+/// Ingests what `epoch` has after the store's cursor.
+fn ingest_epoch(
+    store: &mut Store,
+    mirror: &Mirror,
+    list_id: i64,
+    epoch: u32,
+    opts: &SyncOptions,
+    parsed: &mut ParsedMails,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let since = store.cursor(list_id, epoch)?;
+    let batch_size = opts.batch.max(1);
+    let walk = mirror.walk(epoch, since.as_deref())?;
+    let rewritten = walk.rewritten();
+    let mut pending: Vec<Pending> = Vec::new();
+    for entry in walk {
+        let (commit, item) = entry?;
+        pending.push(parse_entry(epoch, commit, item, opts.max_mail_size));
+        if pending.len() >= batch_size {
+            let cursor = pending[pending.len() - 1].commit.clone();
+            let batch = std::mem::take(&mut pending);
+            flush(store, list_id, epoch, &cursor, batch, parsed, report)?;
+        }
+    }
+    if rewritten {
+        tracing::warn!(epoch, "history rewritten (purge): re-walked the epoch");
+        report.rewritten_epochs.push(epoch);
+    }
+    // Commits that carried no entry still move the cursor.
+    let last = pending.last().map(|p| p.commit.clone());
+    if let Some(cursor) = mirror.head(epoch)?.or(last)
+        && (!pending.is_empty() || since.as_deref() != Some(cursor.as_str()))
+    {
+        flush(store, list_id, epoch, &cursor, pending, parsed, report)?;
+    }
+    Ok(())
 }
 
 /// Fetches the list's epochs into `data_dir` and ingests every message not
@@ -173,63 +348,18 @@ pub fn sync(
         epochs: mirror.fetch()?,
         ..SyncReport::default()
     };
-    for &epoch in &report.epochs.clone() {
-        let since = store.cursor(list_id, epoch)?;
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut last_commit: Option<String> = None;
-        let flush = |store: &mut Store,
-                     pending: &mut Vec<Pending>,
-                     cursor: &str,
-                     report: &mut SyncReport| {
-            let entries: Vec<Entry> = pending.iter().map(entry).collect();
-            let counts = store.ingest(list_id, epoch, cursor, &entries)?;
-            report.add(counts);
-            pending.clear();
-            Ok::<(), SyncError>(())
-        };
-        let rewritten = mirror.walk(epoch, since.as_deref(), |commit, item| {
-            pending.push(match item {
-                Item::Message { blob, raw } => match Mail::parse(&raw, opts.max_mail_size) {
-                    Ok(mail) => {
-                        if mail.message_id_derived {
-                            tracing::warn!(epoch, commit, msgid = %mail.message_id, "no Message-ID; derived one");
-                        }
-                        Pending::Message {
-                            commit: commit.to_owned(),
-                            blob,
-                            mail: Box::new(mail),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(epoch, commit, error = %e, "rejected mail");
-                        Pending::Rejected {
-                            commit: commit.to_owned(),
-                            blob,
-                            size: raw.len(),
-                            reason: e.to_string(),
-                        }
-                    }
-                },
-                Item::Deleted { blob } => Pending::Deleted { blob },
-            });
-            last_commit = Some(commit.to_owned());
-            if pending.len() >= opts.batch {
-                flush(store, &mut pending, commit, &mut report)?;
-            }
-            Ok::<(), SyncError>(())
-        })?;
-        if rewritten {
-            tracing::warn!(epoch, "history rewritten (purge): re-walked the epoch");
-            report.rewritten_epochs.push(epoch);
-        }
-        // Commits that carried no entry still move the cursor.
-        let head = mirror.head(epoch)?;
-        if let Some(cursor) = head.or(last_commit)
-            && (!pending.is_empty() || since.as_deref() != Some(cursor.as_str()))
-        {
-            flush(store, &mut pending, &cursor, &mut report)?;
-        }
+    let mut parsed = ParsedMails::new(opts.parsed_mail_budget);
+    for epoch in report.epochs.clone() {
+        ingest_epoch(
+            store,
+            &mirror,
+            list_id,
+            epoch,
+            opts,
+            &mut parsed,
+            &mut report,
+        )?;
     }
-    assemble_threads(store, list_id, &mut report)?;
+    assemble_threads(store, list_id, &mut parsed, &mut report)?;
     Ok(report)
 }
