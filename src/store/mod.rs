@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
 
@@ -249,6 +250,12 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(open_err)?;
+        // The bundled SQLite has STAT4: without this, a statement whose
+        // bound values might change its plan is compiled again on every
+        // new binding (the thread query each time it runs). Plans here are
+        // fixed by the queries themselves.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(open_err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
