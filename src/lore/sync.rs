@@ -156,8 +156,9 @@ fn assemble_threads(
         .map_or(0, |d| d.as_secs() as i64);
     let mut assembled: Vec<AssembledThread> = Vec::new();
     for (root, dirty) in roots {
-        let mut mails = Vec::new();
-        for member in store.thread_members(list_id, &root)? {
+        let members = store.thread_members(list_id, &root)?;
+        let mut mails = Vec::with_capacity(members.len());
+        for member in members {
             if let Some(mail) = parsed.take(&member.msgid) {
                 mails.push(mail);
             } else if let Some(raw) = store.raw(member.id)?

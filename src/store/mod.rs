@@ -433,33 +433,60 @@ impl Store {
     }
 
     /// The messages of the thread under `root` (not deleted), in arrival
-    /// order.
+    /// order: `root` and the replies below it, 10,000 levels deep at most.
     pub fn thread_members(
         &self,
         list_id: i64,
         root: &str,
     ) -> Result<Vec<ThreadMember>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            // CROSS JOIN fixes the join order and INDEXED BY the index:
-            // otherwise SQLite may scan every message per step.
-            "WITH RECURSIVE down(msgid, depth) AS (
-                 SELECT ?2, 0
-                 UNION
-                 SELECT m.msgid, down.depth + 1
-                 FROM down CROSS JOIN messages AS m INDEXED BY messages_in_reply_to
-                 ON m.list_id = ?1 AND m.in_reply_to = down.msgid
-                 WHERE down.depth < 10000)
-             SELECT m.id, m.msgid FROM (SELECT DISTINCT msgid FROM down) AS d
-             CROSS JOIN messages AS m ON m.list_id = ?1 AND m.msgid = d.msgid
-             WHERE m.deleted = 0 ORDER BY m.id",
+        // One index lookup per message, level by level: a recursive query
+        // builds temporary tables on every call, which costs more than the
+        // lookups on the threads of a mailing list.
+        let mut find = self
+            .conn
+            .prepare_cached("SELECT id, deleted FROM messages WHERE list_id = ?1 AND msgid = ?2")?;
+        let mut replies = self.conn.prepare_cached(
+            "SELECT id, msgid, deleted FROM messages INDEXED BY messages_in_reply_to
+             WHERE list_id = ?1 AND in_reply_to = ?2",
         )?;
-        let rows = st.query_map(params![list_id, root], |r| {
-            Ok(ThreadMember {
-                id: r.get(0)?,
-                msgid: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut members = Vec::new();
+        if let Some((id, false)) = find
+            .query_row(params![list_id, root], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        {
+            members.push(ThreadMember {
+                id,
+                msgid: root.to_owned(),
+            });
+        }
+        let mut seen = std::collections::HashSet::from([root.to_owned()]);
+        let mut level = vec![root.to_owned()];
+        for _depth in 0..10_000 {
+            if level.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            for parent in &level {
+                let mut rows = replies.query(params![list_id, parent])?;
+                while let Some(r) = rows.next()? {
+                    let msgid: String = r.get(1)?;
+                    if !seen.insert(msgid.clone()) {
+                        continue;
+                    }
+                    // A deleted message is left out; its replies are not.
+                    if !r.get::<_, bool>(2)? {
+                        members.push(ThreadMember {
+                            id: r.get(0)?,
+                            msgid: msgid.clone(),
+                        });
+                    }
+                    next.push(msgid);
+                }
+            }
+            level = next;
+        }
+        members.sort_unstable_by_key(|m| m.id);
+        Ok(members)
     }
 
     /// A stored message as received.
