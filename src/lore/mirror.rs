@@ -167,9 +167,9 @@ impl Mirror {
         Ok(branch_tip(&repo).map(|o| o.to_string()))
     }
 
-    /// Entries of `epoch` after commit `since`, oldest first. When `since`
-    /// is not in the history any more (a purge rewrote it), every entry
-    /// comes again and [`Walk::rewritten`] says so.
+    /// The commits of `epoch` after commit `since`, oldest first. When
+    /// `since` is not in the history any more (a purge rewrote it), they are
+    /// all of the epoch's and [`Walk::rewritten`] says so.
     pub fn walk(&self, epoch: u32, since: Option<&str>) -> Result<Walk, MirrorError> {
         let path = self.epoch_path(epoch);
         let repo_err = |source| MirrorError::Repo {
@@ -179,9 +179,7 @@ impl Mirror {
         let repo = Repository::open_bare(&path).map_err(repo_err)?;
         let Some(tip) = branch_tip(&repo) else {
             return Ok(Walk {
-                repo,
-                path,
-                commits: Vec::new().into_iter(),
+                commits: Vec::new(),
                 rewritten: false,
             });
         };
@@ -190,42 +188,53 @@ impl Mirror {
             Some(s) => s == tip || repo.graph_descendant_of(tip, s).unwrap_or(false),
             None => true,
         };
-        let commits = {
-            let mut walk = repo.revwalk().map_err(repo_err)?;
-            walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
-                .map_err(repo_err)?;
-            walk.push(tip).map_err(repo_err)?;
-            if continues && let Some(s) = since {
-                walk.hide(s).map_err(repo_err)?;
-            }
-            walk.collect::<Result<Vec<_>, _>>().map_err(repo_err)?
-        };
+        let mut walk = repo.revwalk().map_err(repo_err)?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+            .map_err(repo_err)?;
+        walk.push(tip).map_err(repo_err)?;
+        if continues && let Some(s) = since {
+            walk.hide(s).map_err(repo_err)?;
+        }
         Ok(Walk {
-            repo,
-            path,
-            commits: commits.into_iter(),
+            commits: walk.collect::<Result<_, _>>().map_err(repo_err)?,
             rewritten: !continues,
         })
     }
+
+    /// Reads the entries of `epoch`'s commits. A reader serves one thread.
+    pub fn reader(&self, epoch: u32) -> Result<EntryReader, MirrorError> {
+        let path = self.epoch_path(epoch);
+        match Repository::open_bare(&path) {
+            Ok(repo) => Ok(EntryReader { repo, path }),
+            Err(source) => Err(MirrorError::Repo { path, source }),
+        }
+    }
 }
 
-/// The entries of an epoch, oldest first: each with its commit.
+/// The commits of an epoch to ingest.
 pub struct Walk {
+    /// Oldest first.
+    pub commits: Vec<git2::Oid>,
+    /// The history was rewritten since the commit the walk started after:
+    /// the commits are all of the epoch's.
+    pub rewritten: bool,
+}
+
+pub struct EntryReader {
     repo: Repository,
     path: PathBuf,
-    commits: std::vec::IntoIter<git2::Oid>,
-    rewritten: bool,
 }
 
-impl Walk {
-    /// The history was rewritten since the commit the walk started after:
-    /// it walks the whole epoch.
-    pub fn rewritten(&self) -> bool {
-        self.rewritten
+impl EntryReader {
+    /// The entry `commit` carries, if any.
+    pub fn entry(&self, commit: git2::Oid) -> Result<Option<Item>, MirrorError> {
+        self.read(commit).map_err(|source| MirrorError::Repo {
+            path: self.path.clone(),
+            source,
+        })
     }
 
-    /// The entry of one commit, if it carries one.
-    fn entry(&self, oid: git2::Oid) -> Result<Option<Item>, git2::Error> {
+    fn read(&self, oid: git2::Oid) -> Result<Option<Item>, git2::Error> {
         let commit = self.repo.find_commit(oid)?;
         let tree = commit.tree()?;
         if let Some(e) = tree.get_name("m") {
@@ -251,27 +260,6 @@ impl Walk {
                 blob: e.id().to_string(),
             }))
         }
-    }
-}
-
-impl Iterator for Walk {
-    /// A commit and its entry.
-    type Item = Result<(String, Item), MirrorError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while let Some(oid) = self.commits.next() {
-            match self.entry(oid) {
-                Ok(Some(item)) => return Some(Ok((oid.to_string(), item))),
-                Ok(None) => {}
-                Err(source) => {
-                    return Some(Err(MirrorError::Repo {
-                        path: self.path.clone(),
-                        source,
-                    }));
-                }
-            }
-        }
-        None
     }
 }
 

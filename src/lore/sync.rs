@@ -1,11 +1,13 @@
 //! `lorebot lore sync`: mirror a list's epochs and ingest what is new.
 //!
-//! The mails parsed on the way are kept, within a memory budget, for thread
-//! assembly, which otherwise reads them back from the store and parses them
-//! again.
+//! Worker threads read and parse the archive's mails while the store
+//! records them. The mails parsed on the way are kept, within a memory
+//! budget, for thread assembly, which otherwise reads them back from the
+//! store and parses them again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use thiserror::Error;
 
@@ -68,6 +70,13 @@ impl SyncReport {
     }
 }
 
+/// Commits a worker reads and parses at a time: consecutive, so that its
+/// delta base cache serves the blobs' delta chains.
+const CHUNK: usize = 500;
+/// Chunks a worker may have ready before the store takes them.
+const CHUNKS_AHEAD: usize = 2;
+/// Reader threads at most.
+const MAX_WORKERS: usize = 4;
 /// Threads saved per transaction.
 const THREADS_PER_SAVE: usize = 500;
 
@@ -295,7 +304,48 @@ fn flush(
     Ok(())
 }
 
-/// Ingests what `epoch` has after the store's cursor.
+/// Reads and parses the commits of every `workers`-th chunk from the
+/// `worker`-th on, and sends them in order. Stops at the first error, or
+/// when the receiver has hung up (the store failed and reports why).
+fn read_chunks(
+    mirror: &Mirror,
+    epoch: u32,
+    commits: &[git2::Oid],
+    (worker, workers): (usize, usize),
+    max_mail_size: usize,
+    out: SyncSender<Result<Vec<Pending>, MirrorError>>,
+) {
+    let reader = match mirror.reader(epoch) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = out.send(Err(e));
+            return;
+        }
+    };
+    for chunk in commits.chunks(CHUNK).skip(worker).step_by(workers) {
+        let parsed: Result<Vec<Pending>, MirrorError> = chunk
+            .iter()
+            .filter_map(|&commit| match reader.entry(commit) {
+                Ok(Some(item)) => Some(Ok(parse_entry(
+                    epoch,
+                    commit.to_string(),
+                    item,
+                    max_mail_size,
+                ))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect();
+        let failed = parsed.is_err();
+        if out.send(parsed).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Ingests what `epoch` has after the store's cursor. Worker threads read
+/// and parse consecutive chunks of commits, round robin; this thread takes
+/// their chunks in commit order and stores them.
 fn ingest_epoch(
     store: &mut Store,
     mirror: &Mirror,
@@ -308,18 +358,47 @@ fn ingest_epoch(
     let since = store.cursor(list_id, epoch)?;
     let batch_size = opts.batch.max(1);
     let walk = mirror.walk(epoch, since.as_deref())?;
-    let rewritten = walk.rewritten();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS);
     let mut pending: Vec<Pending> = Vec::new();
-    for entry in walk {
-        let (commit, item) = entry?;
-        pending.push(parse_entry(epoch, commit, item, opts.max_mail_size));
-        if pending.len() >= batch_size {
-            let cursor = pending[pending.len() - 1].commit.clone();
-            let batch = std::mem::take(&mut pending);
-            flush(store, list_id, epoch, &cursor, batch, parsed, report)?;
+    std::thread::scope(|s| {
+        let chunks: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (tx, rx) = sync_channel(CHUNKS_AHEAD);
+                let commits = &walk.commits;
+                s.spawn(move || {
+                    read_chunks(
+                        mirror,
+                        epoch,
+                        commits,
+                        (worker, workers),
+                        opts.max_mail_size,
+                        tx,
+                    )
+                });
+                rx
+            })
+            .collect();
+        for i in 0..walk.commits.len().div_ceil(CHUNK) {
+            // A worker that hangs up early has panicked: the scope raises
+            // its panic when it ends, and nothing after it runs.
+            let Ok(chunk) = chunks[i % workers].recv() else {
+                break;
+            };
+            pending.extend(chunk?);
+            while pending.len() >= batch_size {
+                let rest = pending.split_off(batch_size);
+                let batch = std::mem::replace(&mut pending, rest);
+                let cursor = batch[batch_size - 1].commit.clone();
+                flush(store, list_id, epoch, &cursor, batch, parsed, report)?;
+            }
         }
-    }
-    if rewritten {
+        // Returning drops the receivers: on an error, the workers stop at
+        // their next send.
+        Ok::<(), SyncError>(())
+    })?;
+    if walk.rewritten {
         tracing::warn!(epoch, "history rewritten (purge): re-walked the epoch");
         report.rewritten_epochs.push(epoch);
     }
