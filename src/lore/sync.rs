@@ -5,9 +5,9 @@
 //! budget, for thread assembly, which otherwise reads them back from the
 //! store and parses them again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use thiserror::Error;
 
@@ -75,14 +75,16 @@ impl SyncReport {
 const CHUNK: usize = 500;
 /// Chunks a worker may have ready before the store takes them.
 const CHUNKS_AHEAD: usize = 2;
-/// Reader threads at most.
+/// Worker threads at most.
 const MAX_WORKERS: usize = 4;
+/// Threads a worker may have waiting to be analysed.
+const JOBS_AHEAD: usize = 4;
 /// Threads saved per transaction.
 const THREADS_PER_SAVE: usize = 500;
 
 /// Mails stored by this sync, parsed, by Message-ID, for thread assembly.
 struct ParsedMails {
-    mails: HashMap<String, Mail>,
+    mails: HashMap<String, Box<Mail>>,
     bytes: usize,
     budget: usize,
 }
@@ -98,7 +100,7 @@ impl ParsedMails {
 
     /// Keeps `mail` if the budget allows. Its raw bytes are dropped: the
     /// store has them and assembly reads only the parsed fields.
-    fn keep(&mut self, mut mail: Mail) {
+    fn keep(&mut self, mut mail: Box<Mail>) {
         mail.raw = Vec::new();
         let size = std::mem::size_of::<Mail>()
             + mail.body.len()
@@ -117,24 +119,62 @@ impl ParsedMails {
         self.mails.get(msgid).map(|m| m.parent().map(str::to_owned))
     }
 
-    fn take(&mut self, msgid: &str) -> Option<Mail> {
+    fn take(&mut self, msgid: &str) -> Option<Box<Mail>> {
         self.mails.remove(msgid)
     }
 }
 
-/// Re-assembles the threads marked dirty (they received or lost mail) and
-/// stores their series and commands.
-fn assemble_threads(
-    store: &mut Store,
+/// A mail of a thread to assemble: kept from the walk, or as stored.
+enum ThreadMail {
+    Parsed(Box<Mail>),
+    Raw(Vec<u8>),
+}
+
+/// A thread to assemble: its mails in arrival order and the dirty marks
+/// that led to it.
+struct ThreadJob {
+    dirty: Vec<String>,
+    mails: Vec<ThreadMail>,
+}
+
+/// Finds the series and commands of each thread it receives. The mails
+/// are dropped here too, off the store's thread.
+fn assemble_jobs(input: Receiver<ThreadJob>, out: Sender<AssembledThread>) {
+    for job in input {
+        let mails: Vec<Mail> = job
+            .mails
+            .into_iter()
+            .filter_map(|m| match m {
+                ThreadMail::Parsed(mail) => Some(*mail),
+                ThreadMail::Raw(raw) => Mail::parse_owned(raw, usize::MAX).ok(),
+            })
+            .collect();
+        let found = crate::series::analyze(&mails);
+        if out
+            .send(AssembledThread {
+                dirty: job.dirty,
+                found,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The root of each dirty message's thread, and the dirty messages of each
+/// root.
+fn dirty_roots(
+    store: &Store,
     list_id: i64,
-    parsed: &mut ParsedMails,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
+    parsed: &ParsedMails,
+) -> Result<BTreeMap<String, Vec<String>>, SyncError> {
     let mut roots: BTreeMap<String, Vec<String>> = Default::default();
     // Root of each message seen, so that a long reply chain costs one walk.
     let mut root_of: HashMap<String, String> = Default::default();
     for msgid in store.dirty_threads(list_id)? {
         let mut path = vec![msgid.clone()];
+        let mut on_path = HashSet::from([msgid.clone()]);
         let root = loop {
             let at = path.last().expect("path starts non-empty").clone();
             if let Some(r) = root_of.get(&at) {
@@ -145,7 +185,10 @@ fn assemble_threads(
                 None => store.parent(list_id, &at)?,
             };
             match parent {
-                Some(Some(p)) if !path.contains(&p) && path.len() < 100_000 => path.push(p),
+                Some(Some(p)) if !on_path.contains(&p) && path.len() < 100_000 => {
+                    on_path.insert(p.clone());
+                    path.push(p);
+                }
                 // A root, or a cycle.
                 Some(_) => break at,
                 // A parent the archive lacks: the child is the root here.
@@ -160,29 +203,67 @@ fn assemble_threads(
         }
         roots.entry(root).or_default().push(msgid);
     }
+    Ok(roots)
+}
+
+/// Re-assembles the threads marked dirty (they received or lost mail) and
+/// stores their series and commands. This thread gathers each thread's
+/// mails and saves the results; workers analyse the threads.
+fn assemble_threads(
+    store: &mut Store,
+    list_id: i64,
+    parsed: &mut ParsedMails,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let roots = dirty_roots(store, list_id, parsed)?;
+    if roots.is_empty() {
+        return Ok(());
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut assembled: Vec<AssembledThread> = Vec::new();
-    for (root, dirty) in roots {
-        let members = store.thread_members(list_id, &root)?;
-        let mut mails = Vec::with_capacity(members.len());
-        for member in members {
-            if let Some(mail) = parsed.take(&member.msgid) {
-                mails.push(mail);
-            } else if let Some(raw) = store.raw(member.id)?
-                && let Ok(mail) = Mail::parse_owned(raw, usize::MAX)
-            {
-                mails.push(mail);
+    let workers = workers();
+    std::thread::scope(|s| {
+        let (done_tx, done_rx) = channel();
+        let jobs: Vec<SyncSender<ThreadJob>> = (0..workers)
+            .map(|_| {
+                let (tx, rx) = sync_channel(JOBS_AHEAD);
+                let done_tx = done_tx.clone();
+                s.spawn(move || assemble_jobs(rx, done_tx));
+                tx
+            })
+            .collect();
+        drop(done_tx);
+        let mut assembled: Vec<AssembledThread> = Vec::new();
+        for (i, (root, dirty)) in roots.into_iter().enumerate() {
+            let members = store.thread_members(list_id, &root)?;
+            let mut mails = Vec::with_capacity(members.len());
+            for member in members {
+                if let Some(mail) = parsed.take(&member.msgid) {
+                    mails.push(ThreadMail::Parsed(mail));
+                } else if let Some(raw) = store.raw(member.id)? {
+                    mails.push(ThreadMail::Raw(raw));
+                }
+            }
+            // A worker that hangs up has panicked: the scope raises its
+            // panic when it ends, and nothing after it runs.
+            if jobs[i % workers].send(ThreadJob { dirty, mails }).is_err() {
+                break;
+            }
+            assembled.extend(done_rx.try_iter());
+            if assembled.len() >= THREADS_PER_SAVE {
+                save_threads(store, list_id, &mut assembled, now, report)?;
             }
         }
-        let found = crate::series::analyze(&mails);
-        assembled.push(AssembledThread { dirty, found });
-        if assembled.len() == THREADS_PER_SAVE {
-            save_threads(store, list_id, &mut assembled, now, report)?;
+        drop(jobs);
+        for thread in done_rx {
+            assembled.push(thread);
+            if assembled.len() >= THREADS_PER_SAVE {
+                save_threads(store, list_id, &mut assembled, now, report)?;
+            }
         }
-    }
-    save_threads(store, list_id, &mut assembled, now, report)
+        save_threads(store, list_id, &mut assembled, now, report)
+    })
 }
 
 fn save_threads(
@@ -298,10 +379,17 @@ fn flush(
     report.add(outcome.counts);
     for (p, stored) in batch.into_iter().zip(outcome.stored) {
         if let (Parsed::Message { mail, .. }, true) = (p.entry, stored) {
-            parsed.keep(*mail);
+            parsed.keep(mail);
         }
     }
     Ok(())
+}
+
+/// Worker threads for reading, parsing and analysing: one per CPU.
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
 }
 
 /// Reads and parses the commits of every `workers`-th chunk from the
@@ -358,9 +446,7 @@ fn ingest_epoch(
     let since = store.cursor(list_id, epoch)?;
     let batch_size = opts.batch.max(1);
     let walk = mirror.walk(epoch, since.as_deref())?;
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_WORKERS);
+    let workers = workers();
     let mut pending: Vec<Pending> = Vec::new();
     std::thread::scope(|s| {
         let chunks: Vec<_> = (0..workers)
