@@ -327,3 +327,51 @@ fn a_local_archive_and_a_sync_without_kept_mails_store_what_the_served_one_does(
     step("a new epoch");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Commits `mail` as the file `m` of a public-inbox-like archive, on top of
+/// `parents`, and moves `master` there.
+fn commit_mail(repo: &git2::Repository, mail: &str, parents: &[git2::Oid]) -> git2::Oid {
+    let sig =
+        git2::Signature::new("a", "a@example.org", &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let mut tb = repo.treebuilder(None).unwrap();
+    tb.insert("m", repo.blob(mail.as_bytes()).unwrap(), 0o100644)
+        .unwrap();
+    let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+    let parents: Vec<git2::Commit> = parents
+        .iter()
+        .map(|p| repo.find_commit(*p).unwrap())
+        .collect();
+    let parents: Vec<&git2::Commit> = parents.iter().collect();
+    let id = repo
+        .commit(None, &sig, &sig, "mail", &tree, &parents)
+        .unwrap();
+    repo.reference("refs/heads/master", id, true, "mail")
+        .unwrap();
+    id
+}
+
+#[test]
+fn an_archive_with_merges_is_ingested_whole_and_once() {
+    let dir = tempdir("merges");
+    let repo = git2::Repository::init_bare(dir.join("arch/m/0")).unwrap();
+    let mail = |n: u32| format!("Message-ID: <merge-{n}@x>\nSubject: m{n}\n\nbody {n}\n");
+    let root = commit_mail(&repo, &mail(1), &[]);
+    let left = commit_mail(&repo, &mail(2), &[root]);
+    let right = commit_mail(&repo, &mail(3), &[root]);
+    let merge = commit_mail(&repo, &mail(4), &[left, right]);
+    let url = format!("file://{}", dir.join("arch").display());
+    let state = dir.join("state");
+    let r = sync(&url, "m", &state, &[]);
+    assert_eq!(
+        (r["ingested"].as_u64(), r["duplicates"].as_u64()),
+        (Some(4), Some(0))
+    );
+    commit_mail(&repo, &mail(5), &[merge]);
+    let r = sync(&url, "m", &state, &[]);
+    assert_eq!(
+        (r["ingested"].as_u64(), r["duplicates"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(count(&state, "SELECT count(*) FROM messages"), 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -189,15 +189,13 @@ impl Mirror {
             Some(s) => s == tip || repo.graph_descendant_of(tip, s).unwrap_or(false),
             None => true,
         };
-        let mut walk = repo.revwalk().map_err(repo_err)?;
-        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
-            .map_err(repo_err)?;
-        walk.push(tip).map_err(repo_err)?;
-        if continues && let Some(s) = since {
-            walk.hide(s).map_err(repo_err)?;
-        }
+        let stop = since.filter(|_| continues);
+        let commits = match first_parent_chain(&repo, tip, stop).map_err(repo_err)? {
+            Some(chain) => chain,
+            None => topological(&repo, tip, stop).map_err(repo_err)?,
+        };
         Ok(Walk {
-            commits: walk.collect::<Result<_, _>>().map_err(repo_err)?,
+            commits,
             rewritten: !continues,
         })
     }
@@ -213,13 +211,90 @@ impl Mirror {
     }
 }
 
+/// A commit of the archive and its tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkedCommit {
+    pub id: git2::Oid,
+    pub tree: git2::Oid,
+}
+
 /// The commits of an epoch to ingest.
 pub struct Walk {
     /// Oldest first.
-    pub commits: Vec<git2::Oid>,
+    pub commits: Vec<WalkedCommit>,
     /// The history was rewritten since the commit the walk started after:
     /// the commits are all of the epoch's.
     pub rewritten: bool,
+}
+
+/// The tree and parents of a commit, from its raw object.
+fn commit_links(id: git2::Oid, raw: &[u8]) -> Result<(git2::Oid, Vec<git2::Oid>), git2::Error> {
+    let mut tree = None;
+    let mut parents = Vec::new();
+    for line in raw.split(|&b| b == b'\n') {
+        // The headers end at the first empty line.
+        if line.is_empty() {
+            break;
+        }
+        let oid = |hex: &[u8]| {
+            std::str::from_utf8(hex)
+                .map_err(|_| git2::Error::from_str(&format!("commit {id}: malformed header")))
+                .and_then(git2::Oid::from_str)
+        };
+        if let Some(hex) = line.strip_prefix(b"tree ") {
+            tree = Some(oid(hex)?);
+        } else if let Some(hex) = line.strip_prefix(b"parent ") {
+            parents.push(oid(hex)?);
+        }
+    }
+    let tree = tree.ok_or_else(|| git2::Error::from_str(&format!("commit {id} has no tree")))?;
+    Ok((tree, parents))
+}
+
+/// The commits from `tip` back to `stop` (excluded) or the first commit,
+/// oldest first, read straight from the object database: public-inbox
+/// writes one line of history, and each commit is read once. `None` when a
+/// commit has more than one parent.
+fn first_parent_chain(
+    repo: &Repository,
+    tip: git2::Oid,
+    stop: Option<git2::Oid>,
+) -> Result<Option<Vec<WalkedCommit>>, git2::Error> {
+    let odb = repo.odb()?;
+    let mut commits = Vec::new();
+    let mut at = Some(tip);
+    while let Some(id) = at.filter(|&id| Some(id) != stop) {
+        let (tree, parents) = commit_links(id, odb.read(id)?.data())?;
+        if parents.len() > 1 {
+            return Ok(None);
+        }
+        commits.push(WalkedCommit { id, tree });
+        at = parents.first().copied();
+    }
+    commits.reverse();
+    Ok(Some(commits))
+}
+
+/// The commits from `tip` back to `stop` (excluded), oldest first, in
+/// topological order: for a history with merges.
+fn topological(
+    repo: &Repository,
+    tip: git2::Oid,
+    stop: Option<git2::Oid>,
+) -> Result<Vec<WalkedCommit>, git2::Error> {
+    let odb = repo.odb()?;
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+    walk.push(tip)?;
+    if let Some(s) = stop {
+        walk.hide(s)?;
+    }
+    walk.map(|id| {
+        let id = id?;
+        let (tree, _) = commit_links(id, odb.read(id)?.data())?;
+        Ok(WalkedCommit { id, tree })
+    })
+    .collect()
 }
 
 pub struct EntryReader {
@@ -229,16 +304,15 @@ pub struct EntryReader {
 
 impl EntryReader {
     /// The entry `commit` carries, if any.
-    pub fn entry(&self, commit: git2::Oid) -> Result<Option<Item>, MirrorError> {
+    pub fn entry(&self, commit: &WalkedCommit) -> Result<Option<Item>, MirrorError> {
         self.read(commit).map_err(|source| MirrorError::Repo {
             path: self.path.clone(),
             source,
         })
     }
 
-    fn read(&self, oid: git2::Oid) -> Result<Option<Item>, git2::Error> {
-        let commit = self.repo.find_commit(oid)?;
-        let tree = commit.tree()?;
+    fn read(&self, commit: &WalkedCommit) -> Result<Option<Item>, git2::Error> {
+        let tree = self.repo.find_tree(commit.tree)?;
         if let Some(e) = tree.get_name("m") {
             let blob = self.repo.find_blob(e.id())?;
             if !blob.content().is_empty() {
@@ -249,7 +323,9 @@ impl EntryReader {
             }
             // public-inbox-purge empties the message; the commit names the
             // blob it replaced.
-            Ok(commit
+            Ok(self
+                .repo
+                .find_commit(commit.id)?
                 .summary()
                 .ok()
                 .flatten()

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use thiserror::Error;
 
-use super::mirror::{Item, Mirror, MirrorError};
+use super::mirror::{Item, Mirror, MirrorError, WalkedCommit};
 use crate::mail::{DEFAULT_MAX_SIZE, Mail};
 use crate::store::{AssembledThread, BatchCounts, Entry, NewMessage, Store, StoreError};
 
@@ -141,14 +141,13 @@ struct ThreadJob {
 /// are dropped here too, off the store's thread.
 fn assemble_jobs(input: Receiver<ThreadJob>, out: Sender<AssembledThread>) {
     for job in input {
-        let mails: Vec<Mail> = job
-            .mails
-            .into_iter()
-            .filter_map(|m| match m {
-                ThreadMail::Parsed(mail) => Some(*mail),
-                ThreadMail::Raw(raw) => Mail::parse_owned(raw, usize::MAX).ok(),
-            })
-            .collect();
+        let mut mails = Vec::with_capacity(job.mails.len());
+        for mail in job.mails {
+            match mail {
+                ThreadMail::Parsed(mail) => mails.push(*mail),
+                ThreadMail::Raw(raw) => mails.extend(Mail::parse_owned(raw, usize::MAX).ok()),
+            }
+        }
         let found = crate::series::analyze(&mails);
         if out
             .send(AssembledThread {
@@ -398,7 +397,7 @@ fn workers() -> usize {
 fn read_chunks(
     mirror: &Mirror,
     epoch: u32,
-    commits: &[git2::Oid],
+    commits: &[WalkedCommit],
     (worker, workers): (usize, usize),
     max_mail_size: usize,
     out: SyncSender<Result<Vec<Pending>, MirrorError>>,
@@ -413,10 +412,10 @@ fn read_chunks(
     for chunk in commits.chunks(CHUNK).skip(worker).step_by(workers) {
         let parsed: Result<Vec<Pending>, MirrorError> = chunk
             .iter()
-            .filter_map(|&commit| match reader.entry(commit) {
+            .filter_map(|commit| match reader.entry(commit) {
                 Ok(Some(item)) => Some(Ok(parse_entry(
                     epoch,
-                    commit.to_string(),
+                    commit.id.to_string(),
                     item,
                     max_mail_size,
                 ))),
