@@ -198,14 +198,13 @@ fn main() {
     // The same sync without the fetch: mirrors cloned by git beforehand where
     // lorebot keeps them (checked: the sync must not have made others).
     let data2 = run.join("data-precloned");
-    let mirrors = data2.join("mirrors");
-    let lists = mirrors.join(mirror_dir_name(&base_url));
+    let mirror = lorebot::lore::mirror::Mirror::new(&data2, &base_url, LIST);
     for e in 0..arch.epochs.len() {
         git_ok(
             Command::new("git")
                 .args(["clone", "--mirror", "--quiet"])
                 .arg(format!("file://{}", arch.epoch_dir(e).display()))
-                .arg(lists.join(mirror_dir_name(LIST)).join(format!("{e}.git"))),
+                .arg(mirror.epoch_path(e as u32)),
             "git clone --mirror",
         );
     }
@@ -218,9 +217,12 @@ fn main() {
     drop(store2);
     assert_eq!(report2.ingested, n, "every mail ingested once");
     let entries = |p: &Path| fs::read_dir(p).map_or(0, |rd| rd.count());
-    let used = entries(&mirrors) == 1
-        && entries(&lists) == 1
-        && entries(&lists.join(mirror_dir_name(LIST))) == arch.epochs.len();
+    let list_dir = mirror.epoch_path(0).parent().map(Path::to_path_buf);
+    let used = list_dir.is_some_and(|list_dir| {
+        entries(&data2.join("mirrors")) == 1
+            && list_dir.parent().is_some_and(|lists| entries(lists) == 1)
+            && entries(&list_dir) == arch.epochs.len()
+    });
     println!(
         "sync into mirrors pre-cloned by git (parse+store, no fetch): {:.2} s = {:.0} msg/s{}",
         no_fetch.as_secs_f64(),
@@ -255,23 +257,6 @@ fn main() {
 }
 
 // --- measuring ----------------------------------------------------------------
-
-/// The directory name lorebot's mirror gives a base URL or list name
-/// (`lore::mirror::dir_name`).
-fn mirror_dir_name(url: &str) -> String {
-    url.trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_start_matches("file://")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)

@@ -227,3 +227,151 @@ fn hostile_mails_are_rejected_with_a_reason_and_lose_nothing_else() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a sync stored that assembly and the ingest decide: every message
+/// and whether it is deleted, every series as assembled, every command.
+fn stored(state: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(state.join("db.sqlite3")).unwrap();
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT msgid || ' ' || epoch || ' ' || deleted || ' ' || length(raw) FROM messages ORDER BY msgid",
+        "SELECT series_msgid || ' ' || complete || ' ' || ifnull(superseded_by, '-') || ' ' || assembled FROM series ORDER BY series_msgid",
+        "SELECT msgid || ' ' || command FROM commands ORDER BY msgid, command",
+        "SELECT 'dirty ' || count(*) FROM dirty_threads",
+    ] {
+        let mut st = conn.prepare(sql).unwrap();
+        let found = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.extend(found.map(Result::unwrap));
+    }
+    rows
+}
+
+/// Files under `dir` with more than one link.
+fn hard_links(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| match e.file_type().unwrap().is_dir() {
+            true => hard_links(&e.path()),
+            false => usize::from(std::os::unix::fs::MetadataExt::nlink(&e.metadata().unwrap()) > 1),
+        })
+        .sum()
+}
+
+/// The archive of the lore fixture as a local `file://` base: `<base>/test/N`
+/// links to the inbox's epoch N.
+fn link_epochs(lore: &Lore, base: &Path) {
+    let list = base.join("test");
+    std::fs::create_dir_all(&list).unwrap();
+    for n in 0.. {
+        let epoch = lore.dir.join(format!("inbox/test/git/{n}.git"));
+        if !epoch.exists() {
+            break;
+        }
+        let link = list.join(n.to_string());
+        if !link.exists() {
+            std::os::unix::fs::symlink(&epoch, &link).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_local_archive_and_a_sync_without_kept_mails_store_what_the_served_one_does() {
+    let lore = Lore::start("local");
+    let dir = tempdir("local");
+    let base = dir.join("base");
+    let url = format!("file://{}", base.display());
+    let (served, local, unkept) = (dir.join("served"), dir.join("local"), dir.join("unkept"));
+    // The library's sync, keeping no parsed mail for assembly: every thread
+    // is read back from the store and parsed again.
+    let sync_unkept = || {
+        std::fs::create_dir_all(&unkept).unwrap();
+        let mut store = lorebot::store::Store::open(&unkept.join("db.sqlite3")).unwrap();
+        let opts = lorebot::lore::SyncOptions {
+            parsed_mail_budget: 0,
+            ..Default::default()
+        };
+        serde_json::to_value(lorebot::lore::sync(&mut store, &unkept, &url, "test", &opts).unwrap())
+            .unwrap()
+    };
+    let step = |what: &str| {
+        link_epochs(&lore, &base);
+        let r = sync(&lore.url, "test", &served, &[]);
+        assert!(
+            r["ingested"].as_u64() > Some(0) || r["deleted"].as_u64() > Some(0),
+            "{what}: {r}"
+        );
+        assert_eq!(sync(&url, "test", &local, &[]), r, "{what}: local archive");
+        assert_eq!(sync_unkept(), r, "{what}: no kept mails");
+        let expected = stored(&served);
+        assert_eq!(stored(&local), expected, "{what}: local archive");
+        assert_eq!(stored(&unkept), expected, "{what}: no kept mails");
+    };
+    step("first sync");
+    // The local mirror was cloned with hard links, not fetched (a fetch
+    // writes objects of its own).
+    let objects = lorebot::lore::mirror::Mirror::new(&local, &url, "test")
+        .epoch_path(0)
+        .join("objects");
+    assert!(
+        hard_links(&objects) > 0,
+        "no object in {} is hard-linked",
+        objects.display()
+    );
+    lore.add(&["later/rfc-3.patch"]);
+    step("a new mail");
+    run(&mut lore.script(&["--purge", "cmd-unknown-1@example.org"]));
+    step("a purge");
+    run(&mut lore.script(&["--new-epoch"]));
+    lore.add(&["later/tested-v2-0.eml"]);
+    step("a new epoch");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Commits `mail` as the file `m` of a public-inbox-like archive, on top of
+/// `parents`, and moves `master` there.
+fn commit_mail(repo: &git2::Repository, mail: &str, parents: &[git2::Oid]) -> git2::Oid {
+    let sig =
+        git2::Signature::new("a", "a@example.org", &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let mut tb = repo.treebuilder(None).unwrap();
+    tb.insert("m", repo.blob(mail.as_bytes()).unwrap(), 0o100644)
+        .unwrap();
+    let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+    let parents: Vec<git2::Commit> = parents
+        .iter()
+        .map(|p| repo.find_commit(*p).unwrap())
+        .collect();
+    let parents: Vec<&git2::Commit> = parents.iter().collect();
+    let id = repo
+        .commit(None, &sig, &sig, "mail", &tree, &parents)
+        .unwrap();
+    repo.reference("refs/heads/master", id, true, "mail")
+        .unwrap();
+    id
+}
+
+#[test]
+fn an_archive_with_merges_is_ingested_whole_and_once() {
+    let dir = tempdir("merges");
+    let repo = git2::Repository::init_bare(dir.join("arch/m/0")).unwrap();
+    let mail = |n: u32| format!("Message-ID: <merge-{n}@x>\nSubject: m{n}\n\nbody {n}\n");
+    let root = commit_mail(&repo, &mail(1), &[]);
+    let left = commit_mail(&repo, &mail(2), &[root]);
+    let right = commit_mail(&repo, &mail(3), &[root]);
+    let merge = commit_mail(&repo, &mail(4), &[left, right]);
+    let url = format!("file://{}", dir.join("arch").display());
+    let state = dir.join("state");
+    let r = sync(&url, "m", &state, &[]);
+    assert_eq!(
+        (r["ingested"].as_u64(), r["duplicates"].as_u64()),
+        (Some(4), Some(0))
+    );
+    commit_mail(&repo, &mail(5), &[merge]);
+    let r = sync(&url, "m", &state, &[]);
+    assert_eq!(
+        (r["ingested"].as_u64(), r["duplicates"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(count(&state, "SELECT count(*) FROM messages"), 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}

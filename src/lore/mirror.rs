@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use git2::build::{CloneLocal, RepoBuilder};
 use git2::{Repository, Sort};
 use thiserror::Error;
 
@@ -23,6 +24,13 @@ pub enum MirrorError {
         path: PathBuf,
         #[source]
         source: git2::Error,
+    },
+    #[error("moving the clone {from} to {to}: {source}")]
+    Move {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -69,7 +77,8 @@ impl Mirror {
         }
     }
 
-    fn epoch_path(&self, epoch: u32) -> PathBuf {
+    /// Where the mirror of `epoch` lives (a bare repository).
+    pub fn epoch_path(&self, epoch: u32) -> PathBuf {
         self.dir.join(format!("{epoch}.git"))
     }
 
@@ -106,15 +115,48 @@ impl Mirror {
             path: path.clone(),
             source,
         };
+        let url = self.url(epoch);
         let repo = match Repository::open_bare(&path) {
             Ok(r) => r,
+            Err(_) if url.starts_with("file://") => return self.clone_local(epoch, &url),
             Err(_) => Repository::init_bare(&path).map_err(repo_err)?,
         };
-        let url = self.url(epoch);
         let mut remote = repo.remote_anonymous(&url).map_err(repo_err)?;
         remote
             .fetch(&["+refs/heads/*:refs/heads/*"], None, None)
             .map_err(|source| MirrorError::Fetch { epoch, url, source })
+    }
+
+    /// First fetch of a local epoch: its objects are hard-linked (copied
+    /// across file systems), where a fetch would pack them again with a
+    /// delta search. Cloned beside the mirror and renamed into place, so
+    /// that an interrupted clone leaves no half mirror.
+    fn clone_local(&self, epoch: u32, url: &str) -> Result<(), MirrorError> {
+        let path = self.epoch_path(epoch);
+        let partial = path.with_extension("git.partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        let cloned = RepoBuilder::new()
+            .bare(true)
+            .clone_local(CloneLocal::Local)
+            .remote_create(|repo, name, url| {
+                repo.remote_with_fetch(name, url, "+refs/heads/*:refs/heads/*")
+            })
+            .clone(url, &partial);
+        if let Err(source) = cloned {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(MirrorError::Fetch {
+                epoch,
+                url: url.to_owned(),
+                source,
+            });
+        }
+        // A mirror left by an earlier, failed init is replaced.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::rename(&partial, &path).map_err(|source| MirrorError::Move {
+            from: partial,
+            to: path,
+            source,
+        })
     }
 
     /// The newest commit of an epoch.
@@ -125,14 +167,11 @@ impl Mirror {
         Ok(branch_tip(&repo).map(|o| o.to_string()))
     }
 
-    /// Entries of `epoch` after commit `since`, oldest first, handed to `f`
-    /// with their commit. When `since` is not in the history any more (a
-    /// purge rewrote it), every entry comes again and `rewritten` is true.
-    pub fn walk<F, E>(&self, epoch: u32, since: Option<&str>, mut f: F) -> Result<bool, E>
-    where
-        F: FnMut(&str, Item) -> Result<(), E>,
-        E: From<MirrorError>,
-    {
+    /// The commits of `epoch` after commit `since`, oldest first. When
+    /// `since` is not in the history any more (a purge rewrote it), they are
+    /// all of the epoch's and [`Walk::rewritten`] says so.
+    pub fn walk(&self, epoch: u32, since: Option<&str>) -> Result<Walk, MirrorError> {
+        skip_hash_checks();
         let path = self.epoch_path(epoch);
         let repo_err = |source| MirrorError::Repo {
             path: path.clone(),
@@ -140,57 +179,174 @@ impl Mirror {
         };
         let repo = Repository::open_bare(&path).map_err(repo_err)?;
         let Some(tip) = branch_tip(&repo) else {
-            return Ok(false);
+            return Ok(Walk {
+                commits: Vec::new(),
+                rewritten: false,
+            });
         };
         let since = since.and_then(|s| git2::Oid::from_str(s).ok());
         let continues = match since {
             Some(s) => s == tip || repo.graph_descendant_of(tip, s).unwrap_or(false),
             None => true,
         };
-        let mut walk = repo.revwalk().map_err(repo_err)?;
-        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
-            .map_err(repo_err)?;
-        walk.push(tip).map_err(repo_err)?;
-        if continues && let Some(s) = since {
-            walk.hide(s).map_err(repo_err)?;
-        }
-        for oid in walk {
-            let oid = oid.map_err(repo_err)?;
-            let commit = repo.find_commit(oid).map_err(repo_err)?;
-            let tree = commit.tree().map_err(repo_err)?;
-            let item = if let Some(e) = tree.get_name("m") {
-                let blob = repo.find_blob(e.id()).map_err(repo_err)?;
-                if blob.content().is_empty() {
-                    // public-inbox-purge empties the message; the commit
-                    // names the blob it replaced.
-                    match commit
-                        .summary()
-                        .ok()
-                        .flatten()
-                        .and_then(|s| s.strip_prefix("purged "))
-                    {
-                        Some(old) => Item::Deleted {
-                            blob: old.trim().to_owned(),
-                        },
-                        None => continue,
-                    }
-                } else {
-                    Item::Message {
-                        blob: e.id().to_string(),
-                        raw: blob.content().to_vec(),
-                    }
-                }
-            } else if let Some(e) = tree.get_name("d") {
-                Item::Deleted {
-                    blob: e.id().to_string(),
-                }
-            } else {
-                continue;
-            };
-            f(&oid.to_string(), item)?;
-        }
-        Ok(!continues)
+        let stop = since.filter(|_| continues);
+        let commits = match first_parent_chain(&repo, tip, stop).map_err(repo_err)? {
+            Some(chain) => chain,
+            None => topological(&repo, tip, stop).map_err(repo_err)?,
+        };
+        Ok(Walk {
+            commits,
+            rewritten: !continues,
+        })
     }
+
+    /// Reads the entries of `epoch`'s commits. A reader serves one thread.
+    pub fn reader(&self, epoch: u32) -> Result<EntryReader, MirrorError> {
+        skip_hash_checks();
+        let path = self.epoch_path(epoch);
+        match Repository::open_bare(&path) {
+            Ok(repo) => Ok(EntryReader { repo, path }),
+            Err(source) => Err(MirrorError::Repo { path, source }),
+        }
+    }
+}
+
+/// A commit of the archive and its tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkedCommit {
+    pub id: git2::Oid,
+    pub tree: git2::Oid,
+}
+
+/// The commits of an epoch to ingest.
+pub struct Walk {
+    /// Oldest first.
+    pub commits: Vec<WalkedCommit>,
+    /// The history was rewritten since the commit the walk started after:
+    /// the commits are all of the epoch's.
+    pub rewritten: bool,
+}
+
+/// The tree and parents of a commit, from its raw object.
+fn commit_links(id: git2::Oid, raw: &[u8]) -> Result<(git2::Oid, Vec<git2::Oid>), git2::Error> {
+    let mut tree = None;
+    let mut parents = Vec::new();
+    for line in raw.split(|&b| b == b'\n') {
+        // The headers end at the first empty line.
+        if line.is_empty() {
+            break;
+        }
+        let oid = |hex: &[u8]| {
+            std::str::from_utf8(hex)
+                .map_err(|_| git2::Error::from_str(&format!("commit {id}: malformed header")))
+                .and_then(git2::Oid::from_str)
+        };
+        if let Some(hex) = line.strip_prefix(b"tree ") {
+            tree = Some(oid(hex)?);
+        } else if let Some(hex) = line.strip_prefix(b"parent ") {
+            parents.push(oid(hex)?);
+        }
+    }
+    let tree = tree.ok_or_else(|| git2::Error::from_str(&format!("commit {id} has no tree")))?;
+    Ok((tree, parents))
+}
+
+/// The commits from `tip` back to `stop` (excluded) or the first commit,
+/// oldest first, read straight from the object database: public-inbox
+/// writes one line of history, and each commit is read once. `None` when a
+/// commit has more than one parent.
+fn first_parent_chain(
+    repo: &Repository,
+    tip: git2::Oid,
+    stop: Option<git2::Oid>,
+) -> Result<Option<Vec<WalkedCommit>>, git2::Error> {
+    let odb = repo.odb()?;
+    let mut commits = Vec::new();
+    let mut at = Some(tip);
+    while let Some(id) = at.filter(|&id| Some(id) != stop) {
+        let (tree, parents) = commit_links(id, odb.read(id)?.data())?;
+        if parents.len() > 1 {
+            return Ok(None);
+        }
+        commits.push(WalkedCommit { id, tree });
+        at = parents.first().copied();
+    }
+    commits.reverse();
+    Ok(Some(commits))
+}
+
+/// The commits from `tip` back to `stop` (excluded), oldest first, in
+/// topological order: for a history with merges.
+fn topological(
+    repo: &Repository,
+    tip: git2::Oid,
+    stop: Option<git2::Oid>,
+) -> Result<Vec<WalkedCommit>, git2::Error> {
+    let odb = repo.odb()?;
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+    walk.push(tip)?;
+    if let Some(s) = stop {
+        walk.hide(s)?;
+    }
+    walk.map(|id| {
+        let id = id?;
+        let (tree, _) = commit_links(id, odb.read(id)?.data())?;
+        Ok(WalkedCommit { id, tree })
+    })
+    .collect()
+}
+
+pub struct EntryReader {
+    repo: Repository,
+    path: PathBuf,
+}
+
+impl EntryReader {
+    /// The entry `commit` carries, if any.
+    pub fn entry(&self, commit: &WalkedCommit) -> Result<Option<Item>, MirrorError> {
+        self.read(commit).map_err(|source| MirrorError::Repo {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn read(&self, commit: &WalkedCommit) -> Result<Option<Item>, git2::Error> {
+        let tree = self.repo.find_tree(commit.tree)?;
+        if let Some(e) = tree.get_name("m") {
+            let blob = self.repo.find_blob(e.id())?;
+            if !blob.content().is_empty() {
+                return Ok(Some(Item::Message {
+                    blob: e.id().to_string(),
+                    raw: blob.content().to_vec(),
+                }));
+            }
+            // public-inbox-purge empties the message; the commit names the
+            // blob it replaced.
+            Ok(self
+                .repo
+                .find_commit(commit.id)?
+                .summary()
+                .ok()
+                .flatten()
+                .and_then(|s| s.strip_prefix("purged "))
+                .map(|old| Item::Deleted {
+                    blob: old.trim().to_owned(),
+                }))
+        } else {
+            Ok(tree.get_name("d").map(|e| Item::Deleted {
+                blob: e.id().to_string(),
+            }))
+        }
+    }
+}
+
+/// libgit2 hashes every object it reads again to check it: 8% of a sync's
+/// CPU time. The mirror's objects were hashed when fetched (or come from a
+/// local archive), and git does not check them on reads either. The
+/// setting is process-wide.
+fn skip_hash_checks() {
+    git2::opts::strict_hash_verification(false);
 }
 
 fn branch_tip(repo: &Repository) -> Option<git2::Oid> {

@@ -2,7 +2,7 @@
 //! message or thread; mirroring of a list's git epochs.
 
 mod http;
-mod mirror;
+pub mod mirror;
 mod sync;
 
 pub use http::{Client, FetchError};

@@ -77,6 +77,21 @@ pub struct Mail {
 impl Mail {
     /// Parses one mail (no mbox `From ` line) of at most `max_size` bytes.
     pub fn parse(raw: &[u8], max_size: usize) -> Result<Mail, MailError> {
+        let mut mail = Mail::parse_fields(raw, max_size)?;
+        mail.raw = raw.to_vec();
+        Ok(mail)
+    }
+
+    /// [`Mail::parse`] of bytes the caller hands over: they become `raw`
+    /// without a copy.
+    pub fn parse_owned(raw: Vec<u8>, max_size: usize) -> Result<Mail, MailError> {
+        let mut mail = Mail::parse_fields(&raw, max_size)?;
+        mail.raw = raw;
+        Ok(mail)
+    }
+
+    /// Everything but `raw`, left empty.
+    fn parse_fields(raw: &[u8], max_size: usize) -> Result<Mail, MailError> {
         if raw.len() > max_size {
             return Err(MailError::TooLarge {
                 size: raw.len(),
@@ -136,7 +151,7 @@ impl Mail {
                 .unwrap_or_default(),
             body,
             attachments,
-            raw: raw.to_vec(),
+            raw: Vec::new(),
         })
     }
 

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
 
@@ -192,6 +193,28 @@ pub struct BatchCounts {
     pub deleted: u64,
 }
 
+/// What [`Store::ingest`] did with a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub counts: BatchCounts,
+    /// Per entry: whether it stored a new message.
+    pub stored: Vec<bool>,
+}
+
+/// A message of a thread, in arrival order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadMember {
+    pub id: i64,
+    pub msgid: String,
+}
+
+/// The series and commands found in one thread, and the dirty marks that
+/// led to assembling it.
+pub struct AssembledThread {
+    pub dirty: Vec<String>,
+    pub found: crate::series::Analysis,
+}
+
 pub struct Store {
     conn: Connection,
 }
@@ -220,13 +243,28 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
+        // Pages of 16 KiB hold a typical mail whole (4 KiB pages chain it
+        // over overflow pages). Only a new database takes it.
+        conn.pragma_update(None, "page_size", 16384)
+            .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        // 64 MiB of page cache (2 MiB by default): a batch's inserts into
+        // the Message-ID, reply and blob indexes land on pages all over
+        // them.
+        conn.pragma_update(None, "cache_size", -65536)
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(open_err)?;
+        // The bundled SQLite has STAT4: without this, a statement whose
+        // bound values might change its plan is compiled again on every
+        // new binding (the thread query each time it runs). Plans here are
+        // fixed by the queries themselves.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(open_err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -292,9 +330,10 @@ impl Store {
         epoch: u32,
         cursor: &str,
         entries: &[Entry],
-    ) -> Result<BatchCounts, StoreError> {
+    ) -> Result<BatchOutcome, StoreError> {
         let tx = self.conn.transaction()?;
         let mut counts = BatchCounts::default();
+        let mut stored = Vec::with_capacity(entries.len());
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO messages
@@ -317,6 +356,7 @@ impl Store {
                  SELECT list_id, msgid FROM messages WHERE list_id = ?1 AND blob = ?2",
             )?;
             for e in entries {
+                let mut new_message = false;
                 match e {
                     Entry::Message(m) => {
                         let refs =
@@ -337,6 +377,7 @@ impl Store {
                         ])?;
                         if n == 1 {
                             counts.ingested += 1;
+                            new_message = true;
                             dirty.execute(params![list_id, m.msgid])?;
                         } else {
                             counts.duplicates += 1;
@@ -362,6 +403,7 @@ impl Store {
                         dirty_blob.execute(params![list_id, blob])?;
                     }
                 }
+                stored.push(new_message);
             }
         }
         tx.execute(
@@ -370,7 +412,7 @@ impl Store {
             params![list_id, epoch, cursor],
         )?;
         tx.commit()?;
-        Ok(counts)
+        Ok(BatchOutcome { counts, stored })
     }
 
     /// Counts of stored messages and rejections for a list.
@@ -399,24 +441,69 @@ impl Store {
             .optional()?)
     }
 
-    /// The raw mails of the thread under `root`, in arrival order.
-    pub fn thread_below(&self, list_id: i64, root: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            // CROSS JOIN fixes the join order and INDEXED BY the index:
-            // otherwise SQLite may scan every message per step.
-            "WITH RECURSIVE down(msgid, depth) AS (
-                 SELECT ?2, 0
-                 UNION
-                 SELECT m.msgid, down.depth + 1
-                 FROM down CROSS JOIN messages AS m INDEXED BY messages_in_reply_to
-                 ON m.list_id = ?1 AND m.in_reply_to = down.msgid
-                 WHERE down.depth < 10000)
-             SELECT m.raw FROM (SELECT DISTINCT msgid FROM down) AS d
-             CROSS JOIN messages AS m ON m.list_id = ?1 AND m.msgid = d.msgid
-             WHERE m.deleted = 0 ORDER BY m.id",
+    /// The messages of the thread under `root` (not deleted), in arrival
+    /// order: `root` and the replies below it, 10,000 levels deep at most.
+    pub fn thread_members(
+        &self,
+        list_id: i64,
+        root: &str,
+    ) -> Result<Vec<ThreadMember>, StoreError> {
+        // One index lookup per message, level by level: a recursive query
+        // builds temporary tables on every call, which costs more than the
+        // lookups on the threads of a mailing list.
+        let mut find = self
+            .conn
+            .prepare_cached("SELECT id, deleted FROM messages WHERE list_id = ?1 AND msgid = ?2")?;
+        let mut replies = self.conn.prepare_cached(
+            "SELECT id, msgid, deleted FROM messages INDEXED BY messages_in_reply_to
+             WHERE list_id = ?1 AND in_reply_to = ?2",
         )?;
-        let rows = st.query_map(params![list_id, root], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut members = Vec::new();
+        if let Some((id, false)) = find
+            .query_row(params![list_id, root], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        {
+            members.push(ThreadMember {
+                id,
+                msgid: root.to_owned(),
+            });
+        }
+        let mut seen = std::collections::HashSet::from([root.to_owned()]);
+        let mut level = vec![root.to_owned()];
+        for _depth in 0..10_000 {
+            if level.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            for parent in &level {
+                let mut rows = replies.query(params![list_id, parent])?;
+                while let Some(r) = rows.next()? {
+                    let msgid: String = r.get(1)?;
+                    if !seen.insert(msgid.clone()) {
+                        continue;
+                    }
+                    // A deleted message is left out; its replies are not.
+                    if !r.get::<_, bool>(2)? {
+                        members.push(ThreadMember {
+                            id: r.get(0)?,
+                            msgid: msgid.clone(),
+                        });
+                    }
+                    next.push(msgid);
+                }
+            }
+            level = next;
+        }
+        members.sort_unstable_by_key(|m| m.id);
+        Ok(members)
+    }
+
+    /// A stored message as received.
+    pub fn raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT raw FROM messages WHERE id = ?1")?;
+        Ok(st.query_row([id], |r| r.get(0)).optional()?)
     }
 
     /// Messages whose threads need assembling.
@@ -428,27 +515,21 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records the series and commands found in a thread and clears the
-    /// `dirty` marks that led to it, in one transaction; returns how many
+    /// Records the series and commands found in `threads` and clears the
+    /// dirty marks that led to them, in one transaction; returns how many
     /// series rows were new or changed and how many commands were new.
-    pub fn save_thread(
+    pub fn save_threads(
         &mut self,
         list_id: i64,
-        dirty: &[String],
-        found: &crate::series::Analysis,
+        threads: &[AssembledThread],
         now: i64,
     ) -> Result<(u64, u64), StoreError> {
         let tx = self.conn.transaction()?;
-        {
-            let mut clear =
-                tx.prepare_cached("DELETE FROM dirty_threads WHERE list_id = ?1 AND msgid = ?2")?;
-            for m in dirty {
-                clear.execute(params![list_id, m])?;
-            }
-        }
         let mut series_changed = 0;
         let mut commands_new = 0;
         {
+            let mut clear =
+                tx.prepare_cached("DELETE FROM dirty_threads WHERE list_id = ?1 AND msgid = ?2")?;
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO series (list_id, series_msgid, subject, version, total, complete, base_commit,
                                      in_reply_to_report, superseded_by, author, assembled, first_seen)
@@ -462,31 +543,36 @@ impl Store {
                  WHERE series.assembled IS NOT excluded.assembled
                     OR series.superseded_by IS NOT excluded.superseded_by",
             )?;
-            for s in &found.series {
-                let assembled = serde_json::to_string(s).unwrap_or_default();
-                let author = s.patches.first().and_then(|p| p.author.clone());
-                series_changed += upsert.execute(params![
-                    list_id,
-                    s.id,
-                    s.subject,
-                    s.version,
-                    s.total,
-                    s.complete,
-                    s.base_commit,
-                    s.in_reply_to_report,
-                    s.superseded_by,
-                    author,
-                    assembled,
-                    now
-                ])? as u64;
-            }
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO commands (list_id, msgid, series_msgid, command) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for c in &found.commands {
-                let command = serde_json::to_string(&c.kind).unwrap_or_default();
-                commands_new +=
-                    insert.execute(params![list_id, c.msgid, c.series_id, command])? as u64;
+            for thread in threads {
+                for m in &thread.dirty {
+                    clear.execute(params![list_id, m])?;
+                }
+                for s in &thread.found.series {
+                    let assembled = serde_json::to_string(s).unwrap_or_default();
+                    let author = s.patches.first().and_then(|p| p.author.clone());
+                    series_changed += upsert.execute(params![
+                        list_id,
+                        s.id,
+                        s.subject,
+                        s.version,
+                        s.total,
+                        s.complete,
+                        s.base_commit,
+                        s.in_reply_to_report,
+                        s.superseded_by,
+                        author,
+                        assembled,
+                        now
+                    ])? as u64;
+                }
+                for c in &thread.found.commands {
+                    let command = serde_json::to_string(&c.kind).unwrap_or_default();
+                    commands_new +=
+                        insert.execute(params![list_id, c.msgid, c.series_id, command])? as u64;
+                }
             }
         }
         tx.commit()?;
@@ -542,23 +628,29 @@ mod tests {
             msg("c", Some("b"), "b3"),
         ];
         let c = s.ingest(l, 0, "c1", &batch).unwrap();
-        assert_eq!((c.ingested, c.duplicates), (3, 0));
+        assert_eq!((c.counts.ingested, c.counts.duplicates), (3, 0));
+        assert_eq!(c.stored, [true, true, true]);
         let c = s.ingest(l, 0, "c2", &batch).unwrap();
-        assert_eq!((c.ingested, c.duplicates), (0, 3));
+        assert_eq!((c.counts.ingested, c.counts.duplicates), (0, 3));
+        assert_eq!(c.stored, [false, false, false]);
         assert_eq!(s.cursor(l, 0).unwrap().as_deref(), Some("c2"));
         assert_eq!(s.parent(l, "b").unwrap(), Some(Some("a".to_owned())));
         assert_eq!(s.parent(l, "a").unwrap(), Some(None));
         assert_eq!(s.parent(l, "zz").unwrap(), None);
+        let members = s.thread_members(l, "a").unwrap();
         assert_eq!(
-            s.thread_below(l, "a").unwrap(),
-            [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+            members.iter().map(|m| m.msgid.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
         );
+        assert_eq!(s.raw(members[2].id).unwrap().as_deref(), Some(&b"c"[..]));
+        assert_eq!(s.thread_members(l, "b").unwrap(), members[1..]);
         assert_eq!(s.dirty_threads(l).unwrap(), ["a", "b", "c"]);
         let c = s
             .ingest(l, 0, "c3", &[Entry::Deleted { blob: "b3" }])
             .unwrap();
-        assert_eq!(c.deleted, 1);
+        assert_eq!(c.counts.deleted, 1);
         assert_eq!(s.message_counts(l).unwrap(), (2, 0));
+        assert_eq!(s.thread_members(l, "a").unwrap(), members[..2]);
         drop(s);
         // Reopening migrates nothing and keeps everything.
         let s = Store::open(&path).unwrap();
