@@ -133,15 +133,24 @@ impl Tree {
             .truncate(false)
             .open(&lock)
             .map_err(|e| lock_err(&lock, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(WorktreeError::Busy {
-                    pid: read_pid(&mut file),
-                    path,
-                });
+        // A lock this process released can stay held for a moment by a
+        // child another thread forked and has not yet exec'd (it shares
+        // the descriptor): retry a while before calling it busy.
+        let mut patience = std::time::Duration::from_secs(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let pid = read_pid(&mut file);
+                    if pid != Some(std::process::id()) || patience.is_zero() {
+                        return Err(WorktreeError::Busy { pid, path });
+                    }
+                    let step = std::time::Duration::from_millis(20);
+                    std::thread::sleep(step);
+                    patience = patience.saturating_sub(step);
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(&lock, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(&lock, e)),
         }
         let unfinished_by = read_pid(&mut file);
         let mut wt = Worktree {
