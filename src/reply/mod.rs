@@ -125,11 +125,11 @@ pub fn compose(
             target,
             logs,
         } => {
-            let _ = writeln!(
-                body,
+            let reproducer = format!(
                 "Reproducer: {}, {} s/run, {} vCPU; arms interleaved",
                 tested.job, tested.reproducer_timeout_s, tested.cpus
             );
+            let _ = writeln!(body, "{}", wrap(&reproducer, WIDTH));
             let _ = writeln!(
                 body,
                 "{}",
