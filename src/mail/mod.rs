@@ -5,7 +5,7 @@ mod mbox;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
+use mailparse::{DispositionType, ParsedMail};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -106,49 +106,24 @@ impl Mail {
         if parsed.headers.is_empty() {
             return Err(MailError::NoHeaders);
         }
-        let h = &parsed.headers;
-        let (message_id, message_id_derived) = match h
-            .get_first_value("Message-ID")
-            .and_then(|v| first_msgid(&v))
-        {
+        let h = Headers::of(&parsed.headers);
+        let (message_id, message_id_derived) = match h.message_id.as_deref().and_then(first_msgid) {
             Some(id) => (id, false),
             None => (derive_msgid(raw), true),
         };
-        let references = h
-            .get_first_value("References")
-            .map(|v| msgids(&v))
-            .unwrap_or_default();
-        let in_reply_to = h
-            .get_first_value("In-Reply-To")
-            .and_then(|v| first_msgid(&v));
         let mut body = Vec::new();
         let mut attachments = Vec::new();
         collect_parts(&parsed, &mut body, &mut attachments, 0);
         Ok(Mail {
             message_id,
             message_id_derived,
-            in_reply_to,
-            references,
-            from: h
-                .get_first_value("From")
-                .and_then(|v| addresses(&v).into_iter().next()),
-            to: h
-                .get_all_values("To")
-                .iter()
-                .flat_map(|v| addresses(v))
-                .collect(),
-            cc: h
-                .get_all_values("Cc")
-                .iter()
-                .flat_map(|v| addresses(v))
-                .collect(),
-            date: h
-                .get_first_value("Date")
-                .and_then(|d| mailparse::dateparse(&d).ok()),
-            subject: h
-                .get_first_value("Subject")
-                .map(|s| unfold(&s))
-                .unwrap_or_default(),
+            in_reply_to: h.in_reply_to.as_deref().and_then(first_msgid),
+            references: h.references.as_deref().map(msgids).unwrap_or_default(),
+            from: h.from.and_then(|v| addresses(&v).into_iter().next()),
+            to: h.to.iter().flat_map(|v| addresses(v)).collect(),
+            cc: h.cc.iter().flat_map(|v| addresses(v)).collect(),
+            date: h.date.and_then(|d| mailparse::dateparse(&d).ok()),
+            subject: h.subject.map(|s| unfold(&s)).unwrap_or_default(),
             body,
             attachments,
             raw: Vec::new(),
@@ -174,6 +149,57 @@ impl Mail {
             .unwrap_or("")
             .lines()
             .filter(|l| !l.starts_with('>'))
+    }
+}
+
+/// The header values a [`Mail`] is made of, decoded: the first of each
+/// header, every To and Cc.
+#[derive(Default)]
+struct Headers {
+    message_id: Option<String>,
+    in_reply_to: Option<String>,
+    references: Option<String>,
+    from: Option<String>,
+    to: Vec<String>,
+    cc: Vec<String>,
+    date: Option<String>,
+    subject: Option<String>,
+}
+
+impl Headers {
+    /// One pass over the headers (a mail from lore carries dozens of
+    /// transport headers), decoding only the values wanted.
+    fn of(headers: &[mailparse::MailHeader]) -> Headers {
+        let mut h = Headers::default();
+        for header in headers {
+            let key = header.get_key_ref();
+            let is = |name: &str| key.eq_ignore_ascii_case(name);
+            let first = if is("Message-ID") {
+                &mut h.message_id
+            } else if is("In-Reply-To") {
+                &mut h.in_reply_to
+            } else if is("References") {
+                &mut h.references
+            } else if is("From") {
+                &mut h.from
+            } else if is("Date") {
+                &mut h.date
+            } else if is("Subject") {
+                &mut h.subject
+            } else if is("To") {
+                h.to.push(header.get_value());
+                continue;
+            } else if is("Cc") {
+                h.cc.push(header.get_value());
+                continue;
+            } else {
+                continue;
+            };
+            if first.is_none() {
+                *first = Some(header.get_value());
+            }
+        }
+        h
     }
 }
 
