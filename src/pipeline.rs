@@ -67,7 +67,11 @@ pub struct Outcome {
 /// the report in the thread, else the newest series.
 pub fn pick_series(mails: &[Mail]) -> Result<Series, PipelineError> {
     let analysis = crate::series::analyze(mails);
-    let mut current = analysis.series.iter().rev().filter(|s| s.superseded_by.is_none());
+    let mut current = analysis
+        .series
+        .iter()
+        .rev()
+        .filter(|s| s.superseded_by.is_none());
     let series = current
         .clone()
         .find(|s| s.in_reply_to_report.is_some())
