@@ -63,6 +63,19 @@ pub struct Outcome {
     pub decision: Option<protocol::Decision>,
 }
 
+impl Outcome {
+    /// The series did not apply or build: a reply, no runs.
+    fn without_runs(series: Series, reply: Reply) -> Outcome {
+        Outcome {
+            series,
+            reply,
+            base: Vec::new(),
+            patched: Vec::new(),
+            decision: None,
+        }
+    }
+}
+
 /// The series a test is about: the newest version of a proposed fix for
 /// the report in the thread, else the newest series.
 pub fn pick_series(mails: &[Mail]) -> Result<Series, PipelineError> {
@@ -275,13 +288,7 @@ pub fn test_thread(
                 },
                 &tested,
             );
-            return Ok(Outcome {
-                series,
-                reply,
-                base: Vec::new(),
-                patched: Vec::new(),
-                decision: None,
-            });
+            return Ok(Outcome::without_runs(series, reply));
         }
     };
     tested.patched_commit = Some(head.clone());
@@ -300,13 +307,7 @@ pub fn test_thread(
                 },
                 &tested,
             );
-            return Ok(Outcome {
-                series,
-                reply,
-                base: Vec::new(),
-                patched: Vec::new(),
-                decision: None,
-            });
+            return Ok(Outcome::without_runs(series, reply));
         }
         Err(e) => return Err(e),
     };
