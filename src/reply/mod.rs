@@ -183,7 +183,8 @@ pub fn compose(
                 let _ = writeln!(body, "  {}", truncate(line, WIDTH - 2));
             }
             if let Some(log) = log {
-                let _ = writeln!(body, "\n{}", wrap(&format!("Build log: {log}"), WIDTH));
+                // A path is not wrapped: it stays whole on its own line.
+                let _ = writeln!(body, "\nBuild log:\n{log}");
             }
             Verdict::BuildFailed
         }
