@@ -421,28 +421,9 @@ pub fn run(
     let out_dir = out_dir.unwrap_or_else(|| default_runs_dir(&plan.name));
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let initramfs = out_dir.join("initramfs.cpio.gz");
-    crate::vm::write_initramfs(
-        &initramfs,
-        &crate::vm::Payload {
-            script: &plan.reproducer.script,
-            files: &plan.reproducer.files,
-            timeout: plan.reproducer.timeout,
-        },
-    )?;
-    let guest = crate::vm::Guest {
-        kernel: std::path::absolute(kernel)?,
-        initramfs,
-        cpus: plan.vm.cpus,
-        memory_mib: plan.vm.memory_mib,
-        cmdline: plan.vm.cmdline.clone(),
-    };
-    let timeouts = crate::vm::Timeouts {
-        boot: plan.limits.boot_timeout,
-        reproducer: plan.reproducer.timeout,
-        silence: plan.limits.silence_timeout,
-        crash_grace: plan.limits.crash_grace,
-    };
+    let initramfs = crate::pipeline::write_initramfs(&plan, &out_dir)?;
+    let guest = crate::pipeline::guest(&plan, &std::path::absolute(kernel)?, &initramfs);
+    let timeouts = crate::pipeline::timeouts(&plan);
     let parallel = crate::vm::parallelism(plan.limits.parallel.min(n), &guest);
     eprintln!(
         "{}: {n} run(s) of {}, {} at a time, {} vCPU, {} MiB; logs in {}",
@@ -728,11 +709,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let data = data_dir(args.data_dir.as_deref());
     let tree = match &args.tree {
         Some(dir) => crate::tree::Tree::open(dir)?,
-        None => {
-            let dir = data.join("trees").join(&plan.name);
-            eprintln!("tree: {} in {}", plan.tree.url, dir.display());
-            crate::tree::Tree::open_or_clone(&plan.tree.url, &dir)?
-        }
+        None => crate::pipeline::open_tree(&plan, &data)?,
     };
     let rev = args
         .rev

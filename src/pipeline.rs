@@ -193,6 +193,42 @@ fn in_worktree<T>(
     result
 }
 
+/// Writes the job's initramfs (busybox, its reproducer and files) into
+/// `dir`; every guest of the job boots it.
+pub fn write_initramfs(job: &JobPlan, dir: &Path) -> Result<PathBuf, vm::VmError> {
+    let initramfs = dir.join("initramfs.cpio.gz");
+    vm::write_initramfs(
+        &initramfs,
+        &vm::Payload {
+            script: &job.reproducer.script,
+            files: &job.reproducer.files,
+            timeout: job.reproducer.timeout,
+        },
+    )?;
+    Ok(initramfs)
+}
+
+/// The job's machine booting `kernel`.
+pub fn guest(job: &JobPlan, kernel: &Path, initramfs: &Path) -> Guest {
+    Guest {
+        kernel: kernel.to_owned(),
+        initramfs: initramfs.to_owned(),
+        cpus: job.vm.cpus,
+        memory_mib: job.vm.memory_mib,
+        cmdline: job.vm.cmdline.clone(),
+    }
+}
+
+/// The job's limits on one run.
+pub fn timeouts(job: &JobPlan) -> Timeouts {
+    Timeouts {
+        boot: job.limits.boot_timeout,
+        reproducer: job.reproducer.timeout,
+        silence: job.limits.silence_timeout,
+        crash_grace: job.limits.crash_grace,
+    }
+}
+
 /// Tests the series of a thread with `job`: the whole pipeline.
 pub fn test_thread(
     mails: &[Mail],
@@ -319,29 +355,10 @@ pub fn test_thread(
         what: format!("creating {}", run_dir.display()),
         source,
     })?;
-    let initramfs = run_dir.join("initramfs.cpio.gz");
-    vm::write_initramfs(
-        &initramfs,
-        &vm::Payload {
-            script: &job.reproducer.script,
-            files: &job.reproducer.files,
-            timeout: job.reproducer.timeout,
-        },
-    )?;
-    let guest = |kernel: &Kernel| Guest {
-        kernel: kernel.bzimage.clone(),
-        initramfs: initramfs.clone(),
-        cpus: job.vm.cpus,
-        memory_mib: job.vm.memory_mib,
-        cmdline: job.vm.cmdline.clone(),
-    };
-    let (base_guest, patched_guest) = (guest(&base_kernel), guest(&patched_kernel));
-    let timeouts = Timeouts {
-        boot: job.limits.boot_timeout,
-        reproducer: job.reproducer.timeout,
-        silence: job.limits.silence_timeout,
-        crash_grace: job.limits.crash_grace,
-    };
+    let initramfs = write_initramfs(job, &run_dir)?;
+    let base_guest = guest(job, &base_kernel.bzimage, &initramfs);
+    let patched_guest = guest(job, &patched_kernel.bzimage, &initramfs);
+    let timeouts = timeouts(job);
     let accel = vm::accel(&vm::qemu_binary(), &base_guest.kernel);
     let policy = Policy::new(job.limits.runs);
     let mut tally = Tally::default();
