@@ -53,6 +53,27 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 18] = [
+        Kind::RcuStall,
+        Kind::SoftLockup,
+        Kind::HardLockup,
+        Kind::HungTask,
+        Kind::Gpf,
+        Kind::NullDeref,
+        Kind::PagingFault,
+        Kind::Bug,
+        Kind::Warning,
+        Kind::Kasan,
+        Kind::Kmsan,
+        Kind::Kcsan,
+        Kind::Ubsan,
+        Kind::Lockdep,
+        Kind::AtomicSleep,
+        Kind::Panic,
+        Kind::Leak,
+        Kind::Other,
+    ];
+
     /// Stalls and hangs: the kinds that carry stall details.
     pub fn is_stall(self) -> bool {
         matches!(

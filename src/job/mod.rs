@@ -14,7 +14,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::build::{ConfigBase, KernelConfig};
-use crate::console::Crash;
+use crate::console::{Crash, Kind};
 
 #[derive(Debug, Error)]
 pub enum JobError {
@@ -228,27 +228,6 @@ pub struct Limits {
     pub crash_grace: Duration,
 }
 
-const KINDS: [&str; 18] = [
-    "rcu-stall",
-    "soft-lockup",
-    "hard-lockup",
-    "hung-task",
-    "gpf",
-    "null-deref",
-    "paging-fault",
-    "bug",
-    "warning",
-    "kasan",
-    "kmsan",
-    "kcsan",
-    "ubsan",
-    "lockdep",
-    "atomic-sleep",
-    "panic",
-    "leak",
-    "other",
-];
-
 /// Reads and checks a job file.
 pub fn load(path: &Path) -> Result<JobPlan, JobError> {
     let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
@@ -456,11 +435,12 @@ impl Checker<'_> {
             return Err(self.err("vm.cmdline", "must be one line"));
         }
 
+        let known = Kind::ALL.map(Kind::as_str);
         for k in &spec.target.kinds {
-            if !KINDS.contains(&k.as_str()) {
+            if !known.contains(&k.as_str()) {
                 return Err(self.err(
                     "target.kinds",
-                    format_args!("unknown kind `{k}` (known: {})", KINDS.join(", ")),
+                    format_args!("unknown kind `{k}` (known: {})", known.join(", ")),
                 ));
             }
         }
