@@ -427,21 +427,16 @@ fn table(out: &mut String, base: &ArmSummary, patched: &ArmSummary, d: &Decision
     });
     row("top stalled function", b, p);
     let [b, p] = arms.map(|a| {
-        let other: u32 = a
+        let not_counted: Vec<String> = a
             .outcomes
             .iter()
             .filter(|(k, _)| matches!(**k, "boot-failure" | "timeout" | "infra"))
-            .map(|(_, v)| v)
-            .sum();
-        if other == 0 {
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        if not_counted.is_empty() {
             "none".to_owned()
         } else {
-            a.outcomes
-                .iter()
-                .filter(|(k, _)| matches!(**k, "boot-failure" | "timeout" | "infra"))
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            not_counted.join(", ")
         }
     });
     row("not counted", b, p);
