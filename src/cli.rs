@@ -788,6 +788,49 @@ impl BuildProgress {
     }
 }
 
+/// A test's stages on stderr: build progress, then a line per run.
+#[derive(Default)]
+struct StageDisplay {
+    build: Option<BuildProgress>,
+}
+
+impl StageDisplay {
+    fn show(&mut self, prefix: &str, stage: &crate::pipeline::Stage<'_>) {
+        use crate::pipeline::Stage;
+        match stage {
+            Stage::Building { arm, progress } => {
+                let b = self.build.get_or_insert_with(|| {
+                    BuildProgress::new(&format!("{prefix}{arm:?} kernel").to_lowercase())
+                });
+                b.show(progress);
+                if matches!(progress, crate::build::Progress::Done { .. }) {
+                    b.end();
+                    self.build = None;
+                }
+            }
+            Stage::Applying => eprintln!("{prefix}applying the series"),
+            Stage::Ran {
+                arm,
+                run,
+                tally,
+                resumed,
+                ..
+            } => eprintln!(
+                "{prefix}{arm:?} run {}: {} {} ({:.0}s{}) | base {}/{}, patched {}/{}",
+                run.index,
+                run.outcome.as_str(),
+                run.reason,
+                run.duration_s,
+                if *resumed { ", recorded before" } else { "" },
+                tally.base_crashes,
+                tally.base_runs,
+                tally.patched_crashes,
+                tally.patched_runs
+            ),
+        }
+    }
+}
+
 /// `lorebot test`: the whole pipeline for one thread; prints the reply.
 pub fn test(
     source: ThreadSource,
@@ -798,39 +841,13 @@ pub fn test(
     let plan = crate::job::load(job)?;
     let mails = thread_mails(&source)?;
     let data = self::data_dir(data_dir);
-    let bot = parse_identity(from)?;
-    let mut build = None::<BuildProgress>;
+    let bot = crate::reply::Identity::parse(from).map_err(|e| anyhow::anyhow!("--from {e}"))?;
+    let mut display = StageDisplay::default();
     let outcome = crate::pipeline::test_thread(&mails, &plan, &data, &bot, &mut |stage| {
-        use crate::pipeline::Stage;
-        match stage {
-            Stage::Building { arm, progress } => {
-                let b = build.get_or_insert_with(|| {
-                    BuildProgress::new(&format!("{arm:?} kernel").to_lowercase())
-                });
-                b.show(progress);
-                if matches!(progress, crate::build::Progress::Done { .. }) {
-                    b.end();
-                    build = None;
-                }
-            }
-            Stage::Applying => eprintln!("applying the series"),
-            Stage::Ran { arm, run, tally } => eprintln!(
-                "{arm:?} run {}: {} {} ({:.0}s) | base {}/{}, patched {}/{}",
-                run.index,
-                run.outcome.as_str(),
-                run.reason,
-                run.duration_s,
-                tally.base_crashes,
-                tally.base_runs,
-                tally.patched_crashes,
-                tally.patched_runs
-            ),
-        }
+        display.show("", &stage)
     })?;
-    if let Some(d) = &outcome.decision {
-        eprintln!("verdict: {} ({})", d.verdict, d.reason);
-    }
-    let mail = outcome.reply.to_bytes(&rfc2822_now());
+    eprintln!("verdict: {} ({})", outcome.verdict, outcome.detail);
+    let mail = outcome.reply.to_bytes(&crate::reply::date_now());
     io::stdout().write_all(
         &String::from_utf8_lossy(&mail)
             .replace("\r\n", "\n")
@@ -839,43 +856,133 @@ pub fn test(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `Name <address>` as the bot's identity.
-fn parse_identity(from: &str) -> anyhow::Result<crate::reply::Identity> {
-    let (name, rest) = from
-        .split_once('<')
-        .with_context(|| format!("--from {from:?}: expected `Name <address>`"))?;
-    let email = rest.trim_end().trim_end_matches('>').trim();
-    anyhow::ensure!(email.contains('@'), "--from {from:?}: no address");
-    Ok(crate::reply::Identity {
-        name: name.trim().to_owned(),
-        email: email.to_owned(),
-    })
+/// `lorebot watch`: the bot, once through or forever.
+pub fn watch(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
+    use crate::watch::Event;
+    let config = crate::watch::config::load(config, &data_dir(None))?;
+    eprintln!(
+        "watching {} on {} with {} job(s), {} at a time; replies to {}",
+        config
+            .lists
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        config.lore,
+        config.jobs.len(),
+        config.concurrency,
+        config.transport.describe()
+    );
+    let display = std::sync::Mutex::new(StageDisplay::default());
+    let events = |event: Event<'_>| match event {
+        Event::Requeued(n) => eprintln!("{n} interrupted job(s) queued again"),
+        Event::Synced { list, report } => eprintln!(
+            "{list}: {} new mail(s), {} series new or changed, {} new command(s)",
+            report.ingested, report.series, report.commands
+        ),
+        Event::SyncFailed { list, error } => eprintln!("{list}: sync failed: {error}"),
+        Event::Queued { list, job, new } => eprintln!("{list}: {new} job(s) queued for {job}"),
+        Event::Started {
+            id,
+            job,
+            subject,
+            attempt,
+            resumed_runs,
+        } => {
+            let mut note = String::new();
+            if attempt > 1 {
+                let _ = write!(note, " (attempt {attempt}, {resumed_runs} run(s) recorded)");
+            }
+            eprintln!("job {id}: testing \"{subject}\" with {job}{note}");
+        }
+        Event::Stage { id, stage } => {
+            if let Ok(mut d) = display.lock() {
+                d.show(&format!("job {id}: "), &stage);
+            }
+        }
+        Event::Skipped { id, state, reason } => eprintln!("job {id}: {state}: {reason}"),
+        Event::Finished {
+            id,
+            verdict,
+            detail,
+            timing,
+        } => eprintln!(
+            "job {id}: {verdict} ({detail})\njob {id}: {:.0} s: kernels {:.0} s, guests {:.0} s, lorebot {:.1} s",
+            timing.total_s,
+            timing.build_s,
+            timing.guest_s,
+            timing.overhead_s()
+        ),
+        Event::Failed { id, error } => eprintln!("job {id}: failed: {error}"),
+        Event::Sent {
+            job,
+            msgid,
+            channel,
+        } => {
+            eprintln!("job {job}: reply <{msgid}> sent ({channel})")
+        }
+        Event::SendFailed { job, msgid, error } => {
+            eprintln!("job {job}: reply <{msgid}> not sent, will retry: {error}")
+        }
+        Event::Idle { next } => eprintln!("idle; next look in {} s", next.as_secs()),
+    };
+    crate::watch::watch(&config, once, &events)?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// The current time as an RFC 2822 date, in UTC.
-fn rfc2822_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day} {} {year} {h:02}:{m:02}:{s:02} +0000",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize]
-    )
+/// `lorebot status`: the jobs, newest first.
+pub fn status(
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let data = match config {
+        Some(c) => crate::watch::config::load(c, &self::data_dir(data_dir))?.data_dir,
+        None => self::data_dir(data_dir),
+    };
+    let db = data.join("lorebot.sqlite3");
+    anyhow::ensure!(db.is_file(), "no lorebot database in {}", data.display());
+    let store = crate::store::Store::open(&db)?;
+    let jobs = store.jobs(limit)?;
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &jobs)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if jobs.is_empty() {
+        writeln!(out, "no jobs")?;
+    }
+    for j in &jobs {
+        let what = j.verdict.clone().unwrap_or_else(|| j.state.to_uppercase());
+        writeln!(
+            out,
+            "{:>5} {:<17} {:<14} base {:>2} patched {:>2}  {}",
+            j.id,
+            what,
+            j.job,
+            j.base_runs,
+            j.patched_runs,
+            j.subject.as_deref().unwrap_or("(no series)")
+        )?;
+        let mut notes = Vec::new();
+        if let Some(l) = &j.list {
+            notes.push(format!("list {l}"));
+        }
+        if let Some(c) = &j.command {
+            notes.push(format!("asked in <{c}>"));
+        }
+        if let Some(r) = &j.reply {
+            notes.push(format!("reply {r}"));
+        }
+        if j.attempts > 1 {
+            notes.push(format!("{} attempts", j.attempts));
+        }
+        writeln!(out, "      {}", notes.join(", "))?;
+        if let Some(d) = &j.detail {
+            writeln!(out, "      {d}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -18,3 +18,4 @@ pub mod store;
 pub mod tree;
 pub mod verdict;
 pub mod vm;
+pub mod watch;

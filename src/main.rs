@@ -69,6 +69,31 @@ enum Command {
         )]
         from: String,
     },
+    /// Run the bot: follow the configured lists, test each proposed fix and
+    /// `#lorebot test` request, and reply. Interrupted jobs resume.
+    Watch {
+        /// The configuration (lists, jobs, identity, delivery).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Go through once (sync, queue, test, reply) and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Show the bot's jobs, newest first: state, verdict, runs, reply.
+    Status {
+        /// The watch configuration whose data to show.
+        #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Jobs to show at most.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Boot a kernel with a job's reproducer N times and report the outcomes.
     Run {
         /// The job file (jobs/*.yaml).
@@ -143,6 +168,13 @@ fn main() -> ExitCode {
             data_dir,
             from,
         } => lorebot::cli::test(thread.source(), &job, data_dir.as_deref(), &from),
+        Command::Watch { config, once } => lorebot::cli::watch(&config, once),
+        Command::Status {
+            config,
+            data_dir,
+            limit,
+            json,
+        } => lorebot::cli::status(config.as_deref(), data_dir.as_deref(), limit, json),
         Command::Apply(args) => lorebot::cli::apply(&args),
         Command::Build(args) => lorebot::cli::build(&args),
         Command::Run {

@@ -3,17 +3,20 @@
 //! the protocol decides, and the reply that says so.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
 
 use thiserror::Error;
 
 use crate::build::{BuildError, Builder, Kernel, Progress};
 use crate::job::{JobPlan, Target};
-use crate::mail::Mail;
+use crate::mail::{Address, Mail};
 use crate::reply::{self, Identity, Logs, Reply, Tested};
 use crate::series::Series;
 use crate::tree::{ApplyOutcome, Tree};
 use crate::verdict::ArmSummary;
-use crate::verdict::protocol::{self, Arm, Next, Policy, Tally};
+use crate::verdict::protocol::{self, Arm, Next, Policy, Tally, Verdict};
 use crate::vm::{self, Guest, Run, Timeouts};
 
 #[derive(Debug, Error)]
@@ -47,31 +50,92 @@ pub enum Stage<'a> {
         progress: &'a Progress,
     },
     Applying,
+    /// A run ended (or was taken from `Request::resume`).
     Ran {
         arm: Arm,
+        /// The commit of the kernel it booted.
+        commit: &'a str,
         run: &'a Run,
         tally: &'a Tally,
+        resumed: bool,
     },
+}
+
+/// A run recorded by an earlier, interrupted attempt at the same test.
+#[derive(Clone, Debug)]
+pub struct PastRun {
+    pub arm: Arm,
+    pub commit: String,
+    pub run: Run,
+}
+
+/// What to test, beyond the job.
+pub struct Request<'a> {
+    /// The thread: the series, the report it answers, commands.
+    pub mails: &'a [Mail],
+    pub series: Series,
+    /// The mail the reply answers when not the series (a `#lorebot test`).
+    pub answering: Option<&'a str>,
+    /// The base to test on instead of the series' base or the job's branch.
+    pub rev: Option<String>,
+    /// The list, Cc'd on the reply.
+    pub list: Option<&'a Address>,
+    /// Runs an interrupted attempt recorded; those of the same kernels are
+    /// taken in order before any new run.
+    pub resume: Vec<PastRun>,
+    /// Where the console logs go (default: `<data>/runs/<job>-<base>-<head>`).
+    pub logs: Option<PathBuf>,
+}
+
+/// Where the test's time went, in seconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Timing {
+    /// Building (or finding in the cache) both kernels.
+    pub build_s: f64,
+    /// QEMU, from start to exit, over the runs made by this attempt.
+    pub guest_s: f64,
+    /// Everything, from the request to the reply.
+    pub total_s: f64,
+}
+
+impl Timing {
+    /// What lorebot itself took: the total less builds and guests.
+    pub fn overhead_s(&self) -> f64 {
+        (self.total_s - self.build_s - self.guest_s).max(0.0)
+    }
 }
 
 /// The test's result: the reply, and the records behind it.
 pub struct Outcome {
     pub series: Series,
+    pub verdict: Verdict,
+    /// Why, in one line: the deciding rule, or what failed.
+    pub detail: String,
     pub reply: Reply,
     pub base: Vec<Run>,
     pub patched: Vec<Run>,
     pub decision: Option<protocol::Decision>,
+    pub timing: Timing,
 }
 
 impl Outcome {
     /// The series did not apply or build: a reply, no runs.
-    fn without_runs(series: Series, reply: Reply) -> Outcome {
+    fn without_runs(
+        series: Series,
+        verdict: Verdict,
+        detail: String,
+        reply: Reply,
+        timing: Timing,
+    ) -> Outcome {
         Outcome {
             series,
+            verdict,
+            detail,
             reply,
             base: Vec::new(),
             patched: Vec::new(),
             decision: None,
+            timing,
         }
     }
 }
@@ -110,8 +174,8 @@ pub fn open_tree(job: &JobPlan, data: &Path) -> Result<Tree, PipelineError> {
     if Path::new(&job.tree.url).is_dir() {
         return Tree::open(Path::new(&job.tree.url)).map_err(|e| tree_err(&e));
     }
-    let tree = Tree::open_or_clone(&job.tree.url, &data.join("trees").join(&job.name))
-        .map_err(|e| tree_err(&e))?;
+    let clone = data.join("trees").join(path_slug(Path::new(&job.tree.url)));
+    let tree = Tree::open_or_clone(&job.tree.url, &clone).map_err(|e| tree_err(&e))?;
     tree.fetch().map_err(|e| tree_err(&e))?;
     Ok(tree)
 }
@@ -237,7 +301,38 @@ pub fn test_thread(
     bot: &Identity,
     progress: &mut dyn FnMut(Stage<'_>),
 ) -> Result<Outcome, PipelineError> {
-    let series = pick_series(mails)?;
+    let request = Request {
+        mails,
+        series: pick_series(mails)?,
+        answering: None,
+        rev: None,
+        list: None,
+        resume: Vec::new(),
+        logs: None,
+    };
+    test_series(request, job, data, bot, progress)
+}
+
+/// Tests one series with `job`: applied to the job's tree, both kernels
+/// built, runs until the protocol decides, and the reply.
+pub fn test_series(
+    request: Request<'_>,
+    job: &JobPlan,
+    data: &Path,
+    bot: &Identity,
+    progress: &mut dyn FnMut(Stage<'_>),
+) -> Result<Outcome, PipelineError> {
+    let started = Instant::now();
+    let mut timing = Timing::default();
+    let Request {
+        mails,
+        series,
+        answering,
+        rev,
+        list,
+        mut resume,
+        logs,
+    } = request;
     let by_id = |id: &str| mails.iter().find(|m| m.message_id == id);
     let mut patches = Vec::new();
     for p in &series.patches {
@@ -246,9 +341,8 @@ pub fn test_thread(
         })?;
         patches.push(mail.raw.clone());
     }
-    let answering = series
-        .cover_msgid
-        .as_deref()
+    let answering = answering
+        .or(series.cover_msgid.as_deref())
         .or(series.patches.first().map(|p| p.msgid.as_str()))
         .and_then(by_id)
         .ok_or(PipelineError::NoSeries)?;
@@ -273,10 +367,13 @@ pub fn test_thread(
     };
 
     let tree = open_tree(job, data)?;
-    let rev = series
-        .base_commit
-        .clone()
-        .filter(|c| tree.resolve(c).is_ok())
+    let rev = rev
+        .or_else(|| {
+            series
+                .base_commit
+                .clone()
+                .filter(|c| tree.resolve(c).is_ok())
+        })
         .or_else(|| job.tree.branch.clone())
         .unwrap_or_else(|| "HEAD".to_owned());
     let base = tree.resolve(&rev).map_err(|e| PipelineError::Tree {
@@ -294,15 +391,18 @@ pub fn test_thread(
         patched_commit: None,
     };
     let finish = |result: reply::Result<'_>, tested: &Tested| {
-        reply::compose(answering, None, bot, tested, &result)
+        reply::compose(answering, list, bot, tested, &result)
     };
 
-    let base_kernel = build_kernel(job, &tree, &base_hex, data, &mut |p| {
-        progress(Stage::Building {
-            arm: Arm::Base,
-            progress: p,
-        })
-    })?;
+    let mut build = |arm: Arm, commit: &str, progress: &mut dyn FnMut(Stage<'_>)| {
+        let t = Instant::now();
+        let built = build_kernel(job, &tree, commit, data, &mut |p| {
+            progress(Stage::Building { arm, progress: p })
+        });
+        timing.build_s += t.elapsed().as_secs_f64();
+        built
+    };
+    let base_kernel = build(Arm::Base, &base_hex, progress)?;
 
     progress(Stage::Applying);
     let slot = slot(job, &tree, data)?;
@@ -317,25 +417,30 @@ pub fn test_thread(
     let head = match applied {
         ApplyOutcome::Applied(a) => a.head.to_string(),
         ApplyOutcome::Failed(f) => {
+            let patch = format!("patch {}/{} \"{}\"", f.index, f.total, f.subject);
+            let detail = format!("{patch}: {f}");
             let reply = finish(
                 reply::Result::ApplyFailed {
-                    patch: format!("patch {}/{} \"{}\"", f.index, f.total, f.subject),
+                    patch,
                     detail: format!("{f}\n{}", f.message),
                 },
                 &tested,
             );
-            return Ok(Outcome::without_runs(series, reply));
+            timing.total_s = started.elapsed().as_secs_f64();
+            return Ok(Outcome::without_runs(
+                series,
+                Verdict::ApplyFailed,
+                detail,
+                reply,
+                timing,
+            ));
         }
     };
     tested.patched_commit = Some(head.clone());
-    let patched_kernel = match build_kernel(job, &tree, &head, data, &mut |p| {
-        progress(Stage::Building {
-            arm: Arm::Patched,
-            progress: p,
-        })
-    }) {
+    let patched_kernel = match build(Arm::Patched, &head, progress) {
         Ok(k) => k,
         Err(PipelineError::Build(BuildError::Compile(failure))) => {
+            let detail = failure.error.to_string();
             let reply = finish(
                 reply::Result::BuildFailed {
                     error: failure.error.to_string(),
@@ -343,14 +448,22 @@ pub fn test_thread(
                 },
                 &tested,
             );
-            return Ok(Outcome::without_runs(series, reply));
+            timing.total_s = started.elapsed().as_secs_f64();
+            return Ok(Outcome::without_runs(
+                series,
+                Verdict::BuildFailed,
+                detail,
+                reply,
+                timing,
+            ));
         }
         Err(e) => return Err(e),
     };
 
-    let run_dir =
+    let run_dir = logs.unwrap_or_else(|| {
         data.join("runs")
-            .join(format!("{}-{}-{}", job.name, &base_hex[..12], &head[..12]));
+            .join(format!("{}-{}-{}", job.name, &base_hex[..12], &head[..12]))
+    });
     std::fs::create_dir_all(&run_dir).map_err(|source| PipelineError::Io {
         what: format!("creating {}", run_dir.display()),
         source,
@@ -359,27 +472,43 @@ pub fn test_thread(
     let base_guest = guest(job, &base_kernel.bzimage, &initramfs);
     let patched_guest = guest(job, &patched_kernel.bzimage, &initramfs);
     let timeouts = timeouts(job);
-    let accel = vm::accel(&vm::qemu_binary(), &base_guest.kernel);
     let policy = Policy::new(job.limits.runs);
+    // Past runs of other kernels (the branch moved) are of no use.
+    resume.retain(|p| &p.commit == if p.arm == Arm::Base { &base_hex } else { &head });
     let mut tally = Tally::default();
-    let (mut base_runs, mut patched_runs) = (Vec::new(), Vec::new());
+    let (mut base_runs, mut patched_runs) = (Vec::<Run>::new(), Vec::<Run>::new());
     let decision = loop {
         let arm = match protocol::next(&policy, &tally) {
             Next::Done(d) => break d,
             Next::Run(arm) => arm,
         };
-        let (guest, runs, name) = match arm {
-            Arm::Base => (&base_guest, &mut base_runs, "base"),
-            Arm::Patched => (&patched_guest, &mut patched_runs, "patched"),
+        let (guest, runs, name, commit) = match arm {
+            Arm::Base => (&base_guest, &mut base_runs, "base", &base_hex),
+            Arm::Patched => (&patched_guest, &mut patched_runs, "patched", &head),
         };
         let index = runs.len() as u32 + 1;
-        let log = run_dir.join(format!("{name}-{index:03}.log"));
-        let run = vm::run_once(guest, &timeouts, accel, index, &log);
+        let past = resume
+            .iter()
+            .position(|p| p.arm == arm && p.run.index == index)
+            .map(|i| resume.swap_remove(i).run);
+        let resumed = past.is_some();
+        let run = match past {
+            Some(run) => run,
+            None => {
+                let log = run_dir.join(format!("{name}-{index:03}.log"));
+                let accel = vm::accel(&vm::qemu_binary(), &base_guest.kernel);
+                let run = vm::run_once(guest, &timeouts, accel, index, &log);
+                timing.guest_s += run.duration_s;
+                run
+            }
+        };
         tally.add(arm, protocol::count(&run, &target));
         progress(Stage::Ran {
             arm,
+            commit,
             run: &run,
             tally: &tally,
+            resumed,
         });
         runs.push(run);
     };
@@ -402,12 +531,16 @@ pub fn test_thread(
         },
         &tested,
     );
+    timing.total_s = started.elapsed().as_secs_f64();
     Ok(Outcome {
         series,
+        verdict: decision.verdict,
+        detail: decision.reason.clone(),
         reply,
         base: base_runs,
         patched: patched_runs,
         decision: Some(decision),
+        timing,
     })
 }
 

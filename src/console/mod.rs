@@ -11,7 +11,7 @@ mod stall;
 
 use std::io::{self, Read};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use stack::Frame;
 pub use stall::{GracePeriod, Stall, Stats, Task};
@@ -29,7 +29,7 @@ const PANIC_FOLLOW_LINES: u64 = 100;
 const CHUNK: usize = 1 << 20;
 
 /// What kind of failure a crash is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     RcuStall,
@@ -107,7 +107,7 @@ impl Kind {
 }
 
 /// One crash report found in the console output.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Crash {
     pub title: String,
     pub alt_titles: Vec<String>,
@@ -127,7 +127,7 @@ pub struct Crash {
 }
 
 /// The result of analyzing one console log.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// In order of appearance; the first is the primary report.
     pub crashes: Vec<Crash>,

@@ -402,7 +402,7 @@ static HUNG_TASK_SKIP: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// One parsed stack frame.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
     pub func: String,
     pub offset: u64,

@@ -3,20 +3,21 @@
 use std::sync::LazyLock;
 
 use regex::bytes::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::oops::compile;
 use super::{Crash, Kind};
 
 /// The stalled task.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     pub comm: String,
     pub pid: u32,
 }
 
 /// What a stall report says about the stall.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stall {
     /// RCU flavor: rcu_sched, rcu_preempt, rcu_tasks, rcu_tasks_trace, ...
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -207,7 +208,7 @@ pub(crate) fn details(kind: Kind, report: &[u8]) -> Option<Stall> {
 }
 
 /// One RCU grace period seen stalled, across reports.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GracePeriod {
     pub flavor: String,
     pub g: i64,
@@ -216,7 +217,7 @@ pub struct GracePeriod {
 }
 
 /// Log-level figures over all crashes in one log.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub bytes: u64,
     pub lines: u64,
@@ -228,6 +229,7 @@ pub struct Stats {
     pub longest_stall_s: Option<f64>,
     pub hz: Option<u32>,
     /// `given` (--hz) or `inferred` (from consecutive reports of one grace period).
+    #[serde(skip_deserializing)]
     pub hz_source: Option<&'static str>,
     pub grace_periods: Vec<GracePeriod>,
     /// A grace period stayed stalled across consecutive reports (a livelock,

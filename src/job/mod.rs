@@ -270,12 +270,7 @@ impl Checker<'_> {
     /// A path from the job: `~/` is the home directory, relative paths
     /// are relative to the job file.
     fn host_path(&self, p: &str) -> PathBuf {
-        if let Some(rest) = p.strip_prefix("~/")
-            && let Some(home) = std::env::var_os("HOME")
-        {
-            return PathBuf::from(home).join(rest);
-        }
-        self.base_dir().join(p)
+        path_in(self.path, p)
     }
 
     fn existing_file(&self, field: &str, p: &str) -> Result<PathBuf, JobError> {
@@ -507,6 +502,20 @@ impl Checker<'_> {
     }
 }
 
+/// A path written in `file`: `~/` is the home directory, relative paths
+/// are relative to the file's directory.
+pub(crate) fn path_in(file: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_owned())
+        .join(p)
+}
+
 /// `90`, `90s`, `10m`, `1h30m`, `500ms`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -555,7 +564,7 @@ fn parse_size_mib(s: &str) -> Option<u64> {
 
 /// The 1-based line of a dotted field (`limits.runs`) in block-style YAML,
 /// or of its nearest parent that is present.
-fn line_of(text: &str, field: &str) -> Option<usize> {
+pub(crate) fn line_of(text: &str, field: &str) -> Option<usize> {
     let mut found = None;
     let mut from = 0;
     let mut min_indent = 0;

@@ -25,7 +25,7 @@ pub enum MailError {
 }
 
 /// An address as written in From/To/Cc.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Address {
     pub name: Option<String>,
     pub email: String,

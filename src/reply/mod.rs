@@ -18,7 +18,22 @@ pub struct Identity {
 }
 
 impl Identity {
-    fn address(&self) -> Address {
+    /// `Name <address>`.
+    pub fn parse(s: &str) -> std::result::Result<Identity, String> {
+        let (name, rest) = s
+            .split_once('<')
+            .ok_or_else(|| format!("{s:?}: expected `Name <address>`"))?;
+        let email = rest.trim_end().trim_end_matches('>').trim();
+        if !email.contains('@') || name.trim().is_empty() {
+            return Err(format!("{s:?}: expected `Name <address>`"));
+        }
+        Ok(Identity {
+            name: name.trim().to_owned(),
+            email: email.to_owned(),
+        })
+    }
+
+    pub fn address(&self) -> Address {
         Address {
             name: Some(self.name.clone()),
             email: self.email.clone(),
@@ -449,6 +464,34 @@ fn table(out: &mut String, base: &ArmSummary, patched: &ArmSummary, d: &Decision
             );
         }
     }
+}
+
+/// The current time as an RFC 2822 date, in UTC.
+pub fn date_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day} {} {year} {h:02}:{m:02}:{s:02} +0000",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
 }
 
 #[cfg(test)]

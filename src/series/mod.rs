@@ -80,7 +80,7 @@ pub struct Series {
 }
 
 /// A `#lorebot` request in a mail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum CommandKind {
     /// Test the series (or the patch in the mail) against the job's tree,

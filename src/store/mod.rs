@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
+
+mod jobs;
+
+pub use jobs::{JobRow, NewReply, QueuedJob, RecordedRun, UnsentReply};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -151,6 +155,27 @@ CREATE TABLE dirty_threads (
     msgid TEXT NOT NULL,
     PRIMARY KEY (list_id, msgid)
 );
+"#,
+    r#"
+-- The lists each job follows, and since when: series posted before are
+-- history, not news.
+CREATE TABLE follows (
+    list_id INTEGER NOT NULL REFERENCES lists(id),
+    job_name TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    PRIMARY KEY (list_id, job_name)
+);
+ALTER TABLE jobs ADD COLUMN list_id INTEGER REFERENCES lists(id);
+ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+-- Seconds spent building, in guests, and in all (JSON).
+ALTER TABLE jobs ADD COLUMN timing TEXT;
+-- A series is tested once per job, and once more per command about it.
+CREATE UNIQUE INDEX jobs_once ON jobs (ifnull(series_id, 0), ifnull(command_id, 0), job_name);
+-- The run as JSON: a resumed job's summary has every run whole.
+ALTER TABLE runs ADD COLUMN run TEXT;
+ALTER TABLE replies ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+ALTER TABLE replies ADD COLUMN recipients TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE replies ADD COLUMN error TEXT;
 "#,
 ];
 

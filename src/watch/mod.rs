@@ -1,0 +1,498 @@
+//! `lorebot watch`: the bot. Follows the configured lists, queues each new
+//! proposed fix and `#lorebot test` request, tests them through the
+//! pipeline a few at a time, and replies.
+//!
+//! Everything it does is in the store first: a job is queued once, its
+//! runs are recorded as they end, its reply is recorded with its verdict
+//! and marked sent after sending. After `kill -9` the next start puts the
+//! interrupted job back in the queue, resumes it from its recorded runs,
+//! and sends what was recorded and not sent.
+
+pub mod config;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::lore::{SyncOptions, SyncReport};
+use crate::mail::{Address, DEFAULT_MAX_SIZE, Mail};
+use crate::pipeline::{self, PastRun, Request, Stage, Timing};
+use crate::reply::deliver::{self, Transport};
+use crate::series::CommandKind;
+use crate::store::{NewReply, QueuedJob, RecordedRun, Store, StoreError, UnsentReply};
+use crate::verdict::protocol::Arm;
+
+pub use config::{Config, ConfigError};
+
+/// Times a job that failed for reasons other than the kernel is tried.
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Error)]
+pub enum WatchError {
+    #[error("another lorebot watch uses {} (lock {})", data_dir.display(), lock.display())]
+    Busy { data_dir: PathBuf, lock: PathBuf },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the bot is doing, for the display.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Jobs a dead process was running, queued again.
+    Requeued(u64),
+    Synced {
+        list: &'a str,
+        report: &'a SyncReport,
+    },
+    SyncFailed {
+        list: &'a str,
+        error: String,
+    },
+    Queued {
+        list: &'a str,
+        job: &'a str,
+        new: u64,
+    },
+    Started {
+        id: i64,
+        job: &'a str,
+        subject: &'a str,
+        attempt: u32,
+        resumed_runs: usize,
+    },
+    Stage {
+        id: i64,
+        stage: Stage<'a>,
+    },
+    /// The job ends without a test: superseded, or a request refused.
+    Skipped {
+        id: i64,
+        state: &'a str,
+        reason: &'a str,
+    },
+    Finished {
+        id: i64,
+        verdict: String,
+        detail: &'a str,
+        timing: &'a Timing,
+    },
+    Failed {
+        id: i64,
+        error: String,
+    },
+    Sent {
+        job: i64,
+        msgid: &'a str,
+        channel: &'a str,
+    },
+    SendFailed {
+        job: i64,
+        msgid: &'a str,
+        error: String,
+    },
+    /// Nothing left to do until `next`.
+    Idle {
+        next: Duration,
+    },
+}
+
+/// Runs the bot: once through (sync, queue, test, reply) when `once`,
+/// else forever, every `config.poll`.
+pub fn watch(
+    config: &Config,
+    once: bool,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), WatchError> {
+    let _lock = lock(&config.data_dir)?;
+    let db = config.data_dir.join("lorebot.sqlite3");
+    let mut store = Store::open(&db)?;
+    let requeued = store.requeue_interrupted(now())?;
+    if requeued > 0 {
+        events(Event::Requeued(requeued));
+    }
+    loop {
+        send_unsent(&mut store, &config.transport, None, events)?;
+        store.retry_failed(ATTEMPTS, now())?;
+        for list in &config.lists {
+            follow(&mut store, config, &list.name, events)?;
+        }
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..config.concurrency)
+                .map(|_| scope.spawn(|| work(&db, config, events)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or(Ok(())))
+                .collect::<Result<(), WatchError>>()
+        })?;
+        if once {
+            return Ok(());
+        }
+        events(Event::Idle { next: config.poll });
+        std::thread::sleep(config.poll);
+    }
+}
+
+/// Holds `<data_dir>/watch.lock`: one watch per data directory, so that
+/// a job found running belongs to a dead process.
+fn lock(data_dir: &Path) -> Result<File, WatchError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| WatchError::Io {
+        what: "cannot create",
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    let path = data_dir.join("watch.lock");
+    let file = File::create(&path).map_err(|source| WatchError::Io {
+        what: "cannot create",
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(WatchError::Busy {
+            data_dir: data_dir.to_owned(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(WatchError::Io {
+            what: "cannot lock",
+            path,
+            source,
+        }),
+    }
+}
+
+/// Syncs one list and queues what its jobs should test. A list that
+/// cannot be fetched is reported and left for the next round.
+fn follow(
+    store: &mut Store,
+    config: &Config,
+    list: &str,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), WatchError> {
+    match crate::lore::sync(
+        store,
+        &config.data_dir,
+        &config.lore,
+        list,
+        &SyncOptions::default(),
+    ) {
+        Ok(report) => events(Event::Synced {
+            list,
+            report: &report,
+        }),
+        Err(e) => {
+            events(Event::SyncFailed {
+                list,
+                error: e.to_string(),
+            });
+            return Ok(());
+        }
+    }
+    let list_id = store.list_id(&config.lore, list)?;
+    for job in config.jobs_on(list) {
+        let since = match config.backlog {
+            config::Backlog::All => 0,
+            config::Backlog::Last(d) => now() - d.as_secs() as i64,
+        };
+        let since = store.follow(list_id, &job.name, since)?;
+        let new = store.queue(list_id, &job.name, since, now())?;
+        if new > 0 {
+            events(Event::Queued {
+                list,
+                job: &job.name,
+                new,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One worker: takes queued jobs until none is left.
+fn work(db: &Path, config: &Config, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<(), WatchError> {
+    let mut store = Store::open(db)?;
+    while let Some(job) = store.claim(now())? {
+        let id = job.id;
+        match test(&mut store, config, &job, events) {
+            Ok(()) => {}
+            Err(Failure::Skip { state, reason }) => {
+                store.set_state(id, state, Some(&reason), now())?;
+                events(Event::Skipped {
+                    id,
+                    state,
+                    reason: &reason,
+                });
+            }
+            Err(Failure::Error(error)) => {
+                store.set_state(id, "error", Some(&error), now())?;
+                events(Event::Failed { id, error });
+            }
+            Err(Failure::Store(e)) => return Err(e.into()),
+        }
+        // Only this job's reply: another worker sends its own.
+        send_unsent(&mut store, &config.transport, Some(id), events)?;
+    }
+    Ok(())
+}
+
+/// Why a job ended without a verdict.
+enum Failure {
+    /// Nothing to test: the job ends in `state`.
+    Skip {
+        state: &'static str,
+        reason: String,
+    },
+    /// The test could not be done; tried again later.
+    Error(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Store(e)
+    }
+}
+
+fn skip(state: &'static str, reason: impl Into<String>) -> Failure {
+    Failure::Skip {
+        state,
+        reason: reason.into(),
+    }
+}
+
+/// Tests one job and records its verdict and reply.
+fn test(
+    store: &mut Store,
+    config: &Config,
+    job: &QueuedJob,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), Failure> {
+    let mut plan = config
+        .jobs
+        .iter()
+        .find(|j| j.name == job.job_name)
+        .cloned()
+        .ok_or_else(|| {
+            skip(
+                "refused",
+                format!("job {} is not in the config", job.job_name),
+            )
+        })?;
+    let (series_id, superseded) = job
+        .series
+        .clone()
+        .ok_or_else(|| skip("refused", "no patch series in the thread to test"))?;
+    if superseded {
+        return Err(skip("superseded", "a newer version was posted"));
+    }
+    let mut rev = None;
+    let mut answering = None;
+    if let Some((msgid, command)) = &job.command {
+        answering = Some(msgid.as_str());
+        match serde_json::from_str::<CommandKind>(command) {
+            Ok(CommandKind::Test { repo, rev: r }) => {
+                if let Some(repo) = repo.filter(|r| *r != plan.tree.url) {
+                    plan.tree.url = repo;
+                }
+                rev = r;
+            }
+            Ok(CommandKind::Bisect { .. }) => {
+                return Err(skip("refused", "#lorebot bisect is not supported"));
+            }
+            Ok(CommandKind::Invalid { error }) => return Err(skip("refused", error)),
+            Err(e) => return Err(skip("refused", format!("unreadable command: {e}"))),
+        }
+    }
+
+    let mails = thread_mails(store, job.list_id, &series_id)?;
+    let series = crate::series::analyze(&mails)
+        .series
+        .into_iter()
+        .find(|s| s.id == series_id)
+        .ok_or_else(|| Failure::Error(format!("series {series_id} is not in its thread")))?;
+    let resume: Vec<PastRun> = store
+        .runs(job.id)?
+        .into_iter()
+        .filter_map(|r| past_run(&r))
+        .collect();
+    events(Event::Started {
+        id: job.id,
+        job: &plan.name,
+        subject: &series.subject,
+        attempt: job.attempts,
+        resumed_runs: resume.len(),
+    });
+    let list = config
+        .lists
+        .iter()
+        .find(|l| l.name == job.list)
+        .map(|l| &l.address);
+    let request = Request {
+        mails: &mails,
+        series,
+        answering,
+        rev,
+        list,
+        resume,
+        logs: Some(config.data_dir.join("runs").join(format!("job-{}", job.id))),
+    };
+    let outcome = pipeline::test_series(
+        request,
+        &plan,
+        &config.work_dir,
+        &config.bot,
+        &mut |stage| {
+            if let Stage::Ran {
+                arm,
+                commit,
+                run,
+                resumed: false,
+                ..
+            } = &stage
+            {
+                record(store, job.id, *arm, commit, run);
+            }
+            events(Event::Stage { id: job.id, stage });
+        },
+    )
+    .map_err(|e| Failure::Error(e.to_string()))?;
+
+    let reply = &outcome.reply;
+    let recipients: Vec<&Address> = reply.to.iter().chain(&reply.cc).collect();
+    let timing = serde_json::to_string(&outcome.timing).unwrap_or_default();
+    store.finish(
+        job.id,
+        Some(&outcome.verdict.to_string()),
+        &outcome.detail,
+        Some(&timing),
+        Some(&NewReply {
+            msgid: &reply.message_id,
+            channel: &config.transport.describe(),
+            sender: &serde_json::to_string(&reply.from).unwrap_or_default(),
+            recipients: &serde_json::to_string(&recipients).unwrap_or_default(),
+            body: &reply.to_bytes(&crate::reply::date_now()),
+        }),
+        now(),
+    )?;
+    events(Event::Finished {
+        id: job.id,
+        verdict: outcome.verdict.to_string(),
+        detail: &outcome.detail,
+        timing: &outcome.timing,
+    });
+    Ok(())
+}
+
+/// Records a run as soon as it ends. A run that cannot be recorded is run
+/// again if the job is interrupted: logged, not fatal.
+fn record(store: &mut Store, job_id: i64, arm: Arm, commit: &str, run: &crate::vm::Run) {
+    let recorded = RecordedRun {
+        arm: arm_name(arm).to_owned(),
+        commit: commit.to_owned(),
+        seq: run.index,
+        run: serde_json::to_string(run).unwrap_or_default(),
+    };
+    let log = run.log.display().to_string();
+    if let Err(e) = store.record_run(job_id, &recorded, run.outcome.as_str(), &log, now()) {
+        tracing::error!(job = job_id, run = run.index, error = %e, "cannot record run");
+    }
+}
+
+fn arm_name(arm: Arm) -> &'static str {
+    match arm {
+        Arm::Base => "base",
+        Arm::Patched => "patched",
+    }
+}
+
+fn past_run(r: &RecordedRun) -> Option<PastRun> {
+    let arm = match r.arm.as_str() {
+        "base" => Arm::Base,
+        "patched" => Arm::Patched,
+        _ => return None,
+    };
+    match serde_json::from_str(&r.run) {
+        Ok(run) => Some(PastRun {
+            arm,
+            commit: r.commit.clone(),
+            run,
+        }),
+        Err(e) => {
+            tracing::warn!(arm = %r.arm, seq = r.seq, error = %e, "recorded run unreadable; running it again");
+            None
+        }
+    }
+}
+
+/// The mails of the thread holding `msgid`, from the store.
+fn thread_mails(store: &Store, list_id: i64, msgid: &str) -> Result<Vec<Mail>, Failure> {
+    let mut root = msgid.to_owned();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(Some(parent)) = store.parent(list_id, &root)? {
+        if !seen.insert(parent.clone()) {
+            break;
+        }
+        root = parent;
+    }
+    let mut mails = Vec::new();
+    for member in store.thread_members(list_id, &root)? {
+        let Some(raw) = store.raw(member.id)? else {
+            continue;
+        };
+        match Mail::parse_owned(raw, DEFAULT_MAX_SIZE) {
+            Ok(m) => mails.push(m),
+            Err(e) => tracing::warn!(msgid = %member.msgid, error = %e, "skipping mail"),
+        }
+    }
+    Ok(mails)
+}
+
+/// Sends the recorded replies not yet sent (all, or `job`'s). A failure
+/// is recorded and the reply tried again next time.
+fn send_unsent(
+    store: &mut Store,
+    transport: &Transport,
+    job: Option<i64>,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), WatchError> {
+    for reply in store.unsent_replies(job)? {
+        match send(transport, &reply) {
+            Ok(()) => {
+                store.reply_sent(reply.id, Ok(now()))?;
+                events(Event::Sent {
+                    job: reply.job_id,
+                    msgid: &reply.msgid,
+                    channel: &reply.channel,
+                });
+            }
+            Err(error) => {
+                store.reply_sent(reply.id, Err(&error))?;
+                events(Event::SendFailed {
+                    job: reply.job_id,
+                    msgid: &reply.msgid,
+                    error,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn send(transport: &Transport, reply: &UnsentReply) -> Result<(), String> {
+    let from: Address = serde_json::from_str(&reply.sender).map_err(|e| e.to_string())?;
+    let to: Vec<Address> = serde_json::from_str(&reply.recipients).map_err(|e| e.to_string())?;
+    deliver::send(transport, &reply.msgid, &from, &to, &reply.body).map_err(|e| e.to_string())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
