@@ -128,10 +128,15 @@ pub fn watch(
             let workers: Vec<_> = (0..config.concurrency)
                 .map(|_| scope.spawn(|| work(&db, config, events)))
                 .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or(Ok(())))
-                .collect::<Result<(), WatchError>>()
+            for worker in workers {
+                match worker.join() {
+                    Ok(result) => result?,
+                    Err(_) => tracing::error!(
+                        "a worker panicked; its job is queued again at the next start"
+                    ),
+                }
+            }
+            Ok::<(), WatchError>(())
         })?;
         if once {
             return Ok(());
