@@ -86,6 +86,7 @@ impl Make {
 
     fn command(&self, make_args: &[String]) -> Command {
         let mut cmd = Command::new(&self.nice);
+        crate::child::dies_with_parent(&mut cmd);
         cmd.arg(&self.make).args(make_args);
         cmd.env_clear();
         for name in PASSED_ENV {

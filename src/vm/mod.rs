@@ -175,7 +175,7 @@ fn probe_kvm(qemu: &str, kernel: &Path) -> Accel {
         tracing::info!("no usable /dev/kvm: using TCG");
         return Accel::Tcg;
     }
-    let child = Command::new(qemu)
+    let child = crate::child::dies_with_parent(&mut Command::new(qemu))
         .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1"])
         .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
         .arg(kernel)
@@ -207,19 +207,23 @@ fn probe_kvm(qemu: &str, kernel: &Path) -> Accel {
             }
         }
     });
-    let progressed = rx.recv_timeout(KVM_PROBE_TIMEOUT).is_ok();
+    let progressed = rx.recv_timeout(KVM_PROBE_TIMEOUT);
     let _ = child.kill();
     let _ = child.wait();
-    if progressed {
-        tracing::info!("KVM guests boot: using KVM");
-        Accel::Kvm
-    } else {
-        tracing::warn!(
+    match progressed {
+        Ok(()) => {
+            tracing::info!("KVM guests boot: using KVM");
+            return Accel::Kvm;
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
             "a KVM guest printed nothing in {}s: using TCG",
             KVM_PROBE_TIMEOUT.as_secs()
-        );
-        Accel::Tcg
+        ),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            tracing::warn!("a KVM guest stopped before it booted: using TCG")
+        }
     }
+    Accel::Tcg
 }
 
 /// The QEMU binary: `LOREBOT_QEMU`, else `qemu-system-x86_64`.
@@ -345,6 +349,7 @@ struct Watched {
 
 fn qemu_command(guest: &Guest, accel: Accel, index: u32) -> Command {
     let mut cmd = Command::new(qemu_binary());
+    crate::child::dies_with_parent(&mut cmd);
     match accel {
         Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
         Accel::Tcg => cmd.args(["-accel", "tcg"]),

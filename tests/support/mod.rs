@@ -60,6 +60,20 @@ impl Lore {
         lore
     }
 
+    /// Serves a new, empty inbox `inbox`, then delivers `mails` (paths).
+    pub fn start_empty(name: &str, inbox: &str, mails: &[PathBuf]) -> Lore {
+        let mut lore = Lore {
+            dir: tempdir(&format!("lore-{name}")),
+            url: String::new(),
+        };
+        run(&mut lore.script(&["--empty", inbox]));
+        run(lore.script(&["--add"]).args(mails));
+        let port = free_port().to_string();
+        let out = run(&mut lore.script(&["--serve", &port]));
+        lore.url = String::from_utf8_lossy(&out).trim().to_owned();
+        lore
+    }
+
     /// `scripts/lore-fixture DIR ARGS...`, to run.
     pub fn script(&self, args: &[&str]) -> Command {
         let mut c = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lore-fixture"));
@@ -119,4 +133,32 @@ pub fn build_kernel(job: &str, rev: &str) -> PathBuf {
     let path = PathBuf::from(text.trim().lines().last().unwrap_or(""));
     assert!(path.is_file(), "lorebot build printed no bzImage: {text}");
     path
+}
+
+/// The demo job (jobs/filemap-stall.yaml) pointed at a demo tree under the
+/// tests' cache, written into `dir`, with `replace` applied to its text.
+pub fn demo_job(dir: &std::path::Path, replace: &[(&str, &str)]) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tree =
+        run(Command::new(repo.join("scripts/demo-tree")).arg(cache_dir().join("demo-linux")));
+    let tree = String::from_utf8_lossy(&tree).trim().to_owned();
+    let configs = repo.join("kernel-configs");
+    let mut text = std::fs::read_to_string(repo.join("jobs/filemap-stall.yaml"))
+        .unwrap()
+        .replace("~/.local/share/lorebot/demo/linux", &tree)
+        .replace(
+            "[vm-base.config, lkdtm.config]",
+            &format!(
+                "[{}, {}]",
+                configs.join("vm-base.config").display(),
+                configs.join("lkdtm.config").display()
+            ),
+        );
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from:?} not in the demo job");
+        text = text.replace(from, to);
+    }
+    let job = dir.join("filemap-stall.yaml");
+    std::fs::write(&job, text).unwrap();
+    job
 }
