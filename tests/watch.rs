@@ -33,12 +33,16 @@ impl Bot {
     /// A lore with the demo thread, and a config following it with the
     /// demo job (its text changed by `job_edits`).
     fn new(name: &str, job_edits: &[(&str, &str)]) -> Bot {
-        let dir = support::tempdir(name);
-        let lore = support::Lore::start_empty(
+        Bot::with_mails(
             name,
-            "demo",
             &[demo_data("report.eml"), demo_data("fix.patch")],
-        );
+            job_edits,
+        )
+    }
+
+    fn with_mails(name: &str, mails: &[PathBuf], job_edits: &[(&str, &str)]) -> Bot {
+        let dir = support::tempdir(name);
+        let lore = support::Lore::start_empty(name, "demo", mails);
         let job = support::demo_job(&dir, job_edits);
         let config = dir.join("watch.yaml");
         std::fs::write(
@@ -247,4 +251,73 @@ fn watch_killed_mid_job_resumes_and_replies_once() {
     // And a third pass has nothing to do.
     bot.watch_once();
     assert_eq!(bot.outbox().len(), 1);
+}
+
+/// A reply to the demo report asking lorebot for `command`.
+fn request(dir: &Path, n: u32, command: &str) -> PathBuf {
+    let path = dir.join(format!("request-{n}.eml"));
+    std::fs::write(
+        &path,
+        format!(
+            "From: Rita Reporter <reporter@example.org>\n\
+             To: linux-mm@kvack.org\n\
+             Subject: Re: [REGRESSION] RCU stalls in filemap_get_read_batch() reading ramfs files\n\
+             Date: Sat, 27 Jul 2024 10:0{n}:00 +0000\n\
+             Message-ID: <request-{n}@example.org>\n\
+             In-Reply-To: <demo-report-1@example.org>\n\
+             References: <demo-report-1@example.org>\n\n\
+             Can a bot try this?\n\n{command}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn requests_lorebot_cannot_carry_out_are_answered_once() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mails = support::tempdir("watch-requests-mails");
+    let bot = Bot::with_mails(
+        "watch-requests",
+        &[
+            demo_data("report.eml"),
+            request(&mails, 1, "#lorebot test"),
+            request(&mails, 2, "#lorebot frobnicate"),
+        ],
+        &[],
+    );
+    let log = bot.watch_once();
+    assert!(log.contains("demo: 2 job(s) queued"), "{log}");
+    let mut sent = bot.outbox();
+    sent.sort_by(|a, b| a.in_reply_to.cmp(&b.in_reply_to));
+    assert_eq!(sent.len(), 2, "one answer per request");
+    for (mail, n, why) in [
+        (&sent[0], 1, "no patch series in the thread to test"),
+        (
+            &sent[1],
+            2,
+            "unknown command `frobnicate` (known: test, bisect)",
+        ),
+    ] {
+        assert_eq!(
+            mail.in_reply_to.as_deref(),
+            Some(format!("request-{n}@example.org").as_str())
+        );
+        assert_eq!(mail.to[0].email, "reporter@example.org");
+        // Words, whatever the wrapping.
+        let body = String::from_utf8_lossy(&mail.body)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(body.contains(why), "{body}");
+        assert!(body.contains("#lorebot test: <git url>"), "{body}");
+    }
+    let jobs = bot.status();
+    assert!(
+        jobs.iter()
+            .all(|j| j["state"] == "refused" && j["reply"] == "sent"),
+        "{jobs:?}"
+    );
+    bot.watch_once();
+    assert_eq!(bot.outbox().len(), 2, "answered once");
 }

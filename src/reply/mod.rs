@@ -207,7 +207,54 @@ pub fn compose(
     if verdict == Verdict::Fixed {
         let _ = writeln!(body, "\nTested-by: {} <{}>", bot.name, bot.email);
     }
+    envelope(
+        answering,
+        list,
+        bot,
+        &[
+            answering.message_id.as_bytes(),
+            tested.base_commit.as_bytes(),
+            tested.patched_commit.as_deref().unwrap_or("").as_bytes(),
+            tested.job.as_bytes(),
+        ],
+        body,
+    )
+}
 
+/// The reply to a request lorebot will not carry out, saying why and what
+/// it understands.
+pub fn refuse(answering: &Mail, list: Option<&Address>, bot: &Identity, reason: &str) -> Reply {
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "{}",
+        wrap(
+            &format!("lorebot cannot act on this request: {reason}"),
+            WIDTH
+        )
+    );
+    body.push_str(
+        "\nIt understands, in a reply to a patch (or in a thread with one):\n\n  \
+         #lorebot test\n  #lorebot test: <git url> <branch or commit>\n",
+    );
+    envelope(
+        answering,
+        list,
+        bot,
+        &[answering.message_id.as_bytes(), b"refused"],
+        body,
+    )
+}
+
+/// Addresses, threading and a Message-ID derived from `id_parts` (so that
+/// a retry is the same mail) around `body`.
+fn envelope(
+    answering: &Mail,
+    list: Option<&Address>,
+    bot: &Identity,
+    id_parts: &[&[u8]],
+    body: String,
+) -> Reply {
     let mut references = answering.references.clone();
     if references.last() != Some(&answering.message_id) {
         references.push(answering.message_id.clone());
@@ -233,15 +280,7 @@ pub fn compose(
         format!("Re: {}", answering.subject)
     };
     let domain = bot.email.rsplit_once('@').map_or("lorebot", |(_, d)| d);
-    let message_id = format!(
-        "lorebot-{:016x}@{domain}",
-        fnv1a(&[
-            answering.message_id.as_bytes(),
-            tested.base_commit.as_bytes(),
-            tested.patched_commit.as_deref().unwrap_or("").as_bytes(),
-            tested.job.as_bytes(),
-        ])
-    );
+    let message_id = format!("lorebot-{:016x}@{domain}", fnv1a(id_parts));
     Reply {
         message_id,
         in_reply_to: answering.message_id.clone(),

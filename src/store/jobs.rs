@@ -246,11 +246,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Ends a job with its verdict and records its reply, in one
-    /// transaction: the reply exists exactly when the job is done.
+    /// Ends a job in `state` (`done`, `refused`) with its verdict and
+    /// records its reply, in one transaction: the reply exists exactly when
+    /// the job has ended.
+    #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &mut self,
         job_id: i64,
+        state: &str,
         verdict: Option<&str>,
         detail: &str,
         timing: Option<&str>,
@@ -259,9 +262,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "UPDATE jobs SET state = 'done', verdict = ?2, detail = ?3, timing = ?4, updated = ?5
+            "UPDATE jobs SET state = ?6, verdict = ?2, detail = ?3, timing = ?4, updated = ?5
              WHERE id = ?1",
-            params![job_id, verdict, detail, timing, now],
+            params![job_id, verdict, detail, timing, now, state],
         )?;
         if let Some(r) = reply {
             tx.execute(
@@ -481,7 +484,7 @@ mod tests {
             recipients: "[]",
             body: b"mail",
         };
-        s.finish(job.id, Some("FIXED"), "ok", None, Some(&reply), 10)
+        s.finish(job.id, "done", Some("FIXED"), "ok", None, Some(&reply), 10)
             .unwrap();
         let unsent = s.unsent_replies(None).unwrap();
         assert_eq!(s.unsent_replies(Some(job.id + 1)).unwrap().len(), 0);

@@ -523,6 +523,16 @@ impl Store {
         Ok(members)
     }
 
+    /// A stored message, by Message-ID, as received.
+    pub fn message(&self, list_id: i64, msgid: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT raw FROM messages WHERE list_id = ?1 AND msgid = ?2 AND NOT deleted",
+        )?;
+        Ok(st
+            .query_row(params![list_id, msgid], |r| r.get(0))
+            .optional()?)
+    }
+
     /// A stored message as received.
     pub fn raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let mut st = self

@@ -228,7 +228,11 @@ fn work(db: &Path, config: &Config, events: &(dyn Fn(Event<'_>) + Sync)) -> Resu
         match test(&mut store, config, &job, events) {
             Ok(()) => {}
             Err(Failure::Skip { state, reason }) => {
-                store.set_state(id, state, Some(&reason), now())?;
+                match &job.command {
+                    // A request is answered, even when refused.
+                    Some((msgid, _)) => refuse(&mut store, config, &job, msgid, &reason)?,
+                    None => store.set_state(id, state, Some(&reason), now())?,
+                }
                 events(Event::Skipped {
                     id,
                     state,
@@ -290,13 +294,6 @@ fn test(
                 format!("job {} is not in the config", job.job_name),
             )
         })?;
-    let (series_id, superseded) = job
-        .series
-        .clone()
-        .ok_or_else(|| skip("refused", "no patch series in the thread to test"))?;
-    if superseded {
-        return Err(skip("superseded", "a newer version was posted"));
-    }
     let mut rev = None;
     let mut answering = None;
     if let Some((msgid, command)) = &job.command {
@@ -314,6 +311,13 @@ fn test(
             Ok(CommandKind::Invalid { error }) => return Err(skip("refused", error)),
             Err(e) => return Err(skip("refused", format!("unreadable command: {e}"))),
         }
+    }
+    let (series_id, superseded) = job
+        .series
+        .clone()
+        .ok_or_else(|| skip("refused", "no patch series in the thread to test"))?;
+    if superseded {
+        return Err(skip("superseded", "a newer version was posted"));
     }
 
     let mails = thread_mails(store, job.list_id, &series_id)?;
@@ -369,21 +373,15 @@ fn test(
     )
     .map_err(|e| Failure::Error(e.to_string()))?;
 
-    let reply = &outcome.reply;
-    let recipients: Vec<&Address> = reply.to.iter().chain(&reply.cc).collect();
     let timing = serde_json::to_string(&outcome.timing).unwrap_or_default();
+    let stored = new_reply(&outcome.reply, &config.transport);
     store.finish(
         job.id,
+        "done",
         Some(&outcome.verdict.to_string()),
         &outcome.detail,
         Some(&timing),
-        Some(&NewReply {
-            msgid: &reply.message_id,
-            channel: &config.transport.describe(),
-            sender: &serde_json::to_string(&reply.from).unwrap_or_default(),
-            recipients: &serde_json::to_string(&recipients).unwrap_or_default(),
-            body: &reply.to_bytes(&crate::reply::date_now()),
-        }),
+        Some(&stored.as_new()),
         now(),
     )?;
     events(Event::Finished {
@@ -392,6 +390,72 @@ fn test(
         detail: &outcome.detail,
         timing: &outcome.timing,
     });
+    Ok(())
+}
+
+/// A reply as the store keeps it.
+struct StoredReply {
+    msgid: String,
+    channel: String,
+    sender: String,
+    recipients: String,
+    body: Vec<u8>,
+}
+
+impl StoredReply {
+    fn as_new(&self) -> NewReply<'_> {
+        NewReply {
+            msgid: &self.msgid,
+            channel: &self.channel,
+            sender: &self.sender,
+            recipients: &self.recipients,
+            body: &self.body,
+        }
+    }
+}
+
+fn new_reply(reply: &crate::reply::Reply, transport: &Transport) -> StoredReply {
+    let recipients: Vec<&Address> = reply.to.iter().chain(&reply.cc).collect();
+    StoredReply {
+        msgid: reply.message_id.clone(),
+        channel: transport.describe(),
+        sender: serde_json::to_string(&reply.from).unwrap_or_default(),
+        recipients: serde_json::to_string(&recipients).unwrap_or_default(),
+        body: reply.to_bytes(&crate::reply::date_now()),
+    }
+}
+
+/// Ends a refused request with a reply that says why.
+fn refuse(
+    store: &mut Store,
+    config: &Config,
+    job: &QueuedJob,
+    msgid: &str,
+    reason: &str,
+) -> Result<(), WatchError> {
+    let mail = store
+        .message(job.list_id, msgid)?
+        .and_then(|raw| Mail::parse_owned(raw, DEFAULT_MAX_SIZE).ok());
+    let reply = mail.map(|mail| {
+        let list = config
+            .lists
+            .iter()
+            .find(|l| l.name == job.list)
+            .map(|l| &l.address);
+        new_reply(
+            &crate::reply::refuse(&mail, list, &config.bot, reason),
+            &config.transport,
+        )
+    });
+    store.finish(
+        job.id,
+        "refused",
+        None,
+        reason,
+        None,
+        reply.as_ref().map(StoredReply::as_new).as_ref(),
+        now(),
+    )?;
     Ok(())
 }
 
