@@ -16,9 +16,11 @@ use thiserror::Error;
 use crate::build::{ConfigBase, KernelConfig};
 use crate::console::{Crash, Kind};
 
+/// An error in a file lorebot reads (a job, the watch config), naming the
+/// file, the line and the field.
 #[derive(Debug, Error)]
-pub enum JobError {
-    #[error("cannot read job {}: {source}", path.display())]
+pub enum FileError {
+    #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -229,8 +231,8 @@ pub struct Limits {
 }
 
 /// Reads and checks a job file.
-pub fn load(path: &Path) -> Result<JobPlan, JobError> {
-    let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
+pub fn load(path: &Path) -> Result<JobPlan, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -239,8 +241,8 @@ pub fn load(path: &Path) -> Result<JobPlan, JobError> {
 
 /// Parses and checks job text; `path` names it in errors and anchors
 /// relative paths.
-pub fn parse(path: &Path, text: &str) -> Result<JobPlan, JobError> {
-    let spec: JobSpec = serde_norway::from_str(text).map_err(|e| JobError::Invalid {
+pub fn parse(path: &Path, text: &str) -> Result<JobPlan, FileError> {
+    let spec: JobSpec = serde_norway::from_str(text).map_err(|e| FileError::Invalid {
         path: path.to_owned(),
         line: e.location().map(|l| l.line()),
         message: e.to_string(),
@@ -254,8 +256,8 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn err(&self, field: &str, message: impl fmt::Display) -> JobError {
-        JobError::Invalid {
+    fn err(&self, field: &str, message: impl fmt::Display) -> FileError {
+        FileError::Invalid {
             path: self.path.to_owned(),
             line: line_of(self.text, field),
             message: format!("{field}: {message}"),
@@ -273,7 +275,7 @@ impl Checker<'_> {
         path_in(self.path, p)
     }
 
-    fn existing_file(&self, field: &str, p: &str) -> Result<PathBuf, JobError> {
+    fn existing_file(&self, field: &str, p: &str) -> Result<PathBuf, FileError> {
         let path = self.host_path(p);
         if path.is_file() {
             Ok(path)
@@ -287,7 +289,7 @@ impl Checker<'_> {
         field: &str,
         value: Option<&str>,
         default: Duration,
-    ) -> Result<Duration, JobError> {
+    ) -> Result<Duration, FileError> {
         match value {
             None => Ok(default),
             Some(v) => parse_duration(v).ok_or_else(|| {
@@ -299,7 +301,7 @@ impl Checker<'_> {
         }
     }
 
-    fn plan(&self, spec: JobSpec) -> Result<JobPlan, JobError> {
+    fn plan(&self, spec: JobSpec) -> Result<JobPlan, FileError> {
         let name = spec.name.trim().to_owned();
         if name.is_empty()
             || !name

@@ -23,29 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use thiserror::Error;
 
-use crate::job::{self, JobError, JobPlan, line_of, parse_duration, path_in};
+use crate::job::{self, FileError, JobPlan, line_of, parse_duration, path_in};
 use crate::mail::Address;
 use crate::reply::Identity;
 use crate::reply::deliver::{Security, Transport};
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("cannot read config {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}:{}: {message}", path.display(), line.map_or_else(|| "?".to_owned(), |l| l.to_string()))]
-    Invalid {
-        path: PathBuf,
-        line: Option<usize>,
-        message: String,
-    },
-    #[error(transparent)]
-    Job(#[from] JobError),
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,17 +121,17 @@ impl Config {
 
 /// Reads and checks the config at `path`; `default_data_dir` serves when
 /// it names none.
-pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let err = |field: &str, message: String| ConfigError::Invalid {
+    let err = |field: &str, message: String| FileError::Invalid {
         path: path.to_owned(),
         line: line_of(&text, field),
         message: format!("{field}: {message}"),
     };
-    let spec: ConfigSpec = serde_norway::from_str(&text).map_err(|e| ConfigError::Invalid {
+    let spec: ConfigSpec = serde_norway::from_str(&text).map_err(|e| FileError::Invalid {
         path: path.to_owned(),
         line: e.location().map(|l| l.line()),
         message: e.to_string(),

@@ -24,7 +24,7 @@ use crate::series::CommandKind;
 use crate::store::{NewReply, QueuedJob, RecordedRun, Store, StoreError, UnsentReply};
 use crate::verdict::protocol::Arm;
 
-pub use config::{Config, ConfigError};
+pub use config::Config;
 
 /// Times a job that failed for reasons other than the kernel is tried.
 const ATTEMPTS: u32 = 3;
