@@ -2,7 +2,9 @@
 //! job's tree, both kernels built, base and patched runs interleaved until
 //! the protocol decides, and the reply that says so.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -238,6 +240,11 @@ pub fn build_kernel(
     Ok(built?)
 }
 
+/// The slots this process works in, each taken by one job at a time:
+/// jobs tested at once on the same tree and config take turns at its
+/// worktree (another process finds it locked).
+static SLOTS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = LazyLock::new(Default::default);
+
 /// Runs `f` in the slot's worktree, prepared at `base` and cleaned after.
 fn in_worktree<T>(
     tree: &Tree,
@@ -245,6 +252,13 @@ fn in_worktree<T>(
     base: git2::Oid,
     f: impl FnOnce(&mut crate::tree::Worktree) -> Result<T, PipelineError>,
 ) -> Result<T, PipelineError> {
+    let turn = SLOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(slot.to_owned())
+        .or_default()
+        .clone();
+    let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
     let path = slot.join("linux");
     let err = |e: &dyn std::fmt::Display| PipelineError::Worktree {
         path: path.clone(),

@@ -13,8 +13,8 @@ mod initramfs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
+use std::sync::{Condvar, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -246,6 +246,49 @@ pub fn parallelism(wanted: u32, guest: &Guest) -> u32 {
         .max(1)
 }
 
+/// The host's CPUs, shared by every guest of this process (the runs of
+/// one job, and of jobs tested at once): an overcommitted TCG host makes
+/// guests stall on their own, which would count against the patch.
+static HOST_CPUS: LazyLock<CpuBudget> = LazyLock::new(|| CpuBudget {
+    free: Mutex::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
+    freed: Condvar::new(),
+    total: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+});
+
+struct CpuBudget {
+    free: Mutex<u32>,
+    freed: Condvar,
+    total: u32,
+}
+
+/// CPUs held by a running guest, given back when dropped.
+struct CpuLease<'a> {
+    budget: &'a CpuBudget,
+    cpus: u32,
+}
+
+impl CpuBudget {
+    /// Waits until `cpus` are free (all of them, for a guest wider than
+    /// the host) and takes them.
+    fn take(&self, cpus: u32) -> CpuLease<'_> {
+        let cpus = cpus.clamp(1, self.total);
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free < cpus {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= cpus;
+        CpuLease { budget: self, cpus }
+    }
+}
+
+impl Drop for CpuLease<'_> {
+    fn drop(&mut self) {
+        let mut free = self.budget.free.lock().unwrap_or_else(|e| e.into_inner());
+        *free += self.cpus;
+        self.budget.freed.notify_all();
+    }
+}
+
 fn available_memory_mib() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
@@ -310,6 +353,7 @@ enum Stop {
 /// Boots the guest once and watches it; never fails, a failure to run is
 /// an [`Outcome::Infra`] run.
 pub fn run_once(guest: &Guest, timeouts: &Timeouts, accel: Accel, index: u32, log: &Path) -> Run {
+    let _cpus = HOST_CPUS.take(guest.cpus);
     let started = Instant::now();
     let mut run = Run {
         index,
@@ -592,4 +636,36 @@ fn classify(run: &mut Run, w: Watched, timeouts: &Timeouts) {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("no message")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn guests_wait_for_host_cpus() {
+        let budget = CpuBudget {
+            free: Mutex::new(2),
+            freed: Condvar::new(),
+            total: 2,
+        };
+        let first = budget.take(2);
+        let second_ran = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _lease = budget.take(1);
+                second_ran.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!second_ran.load(Ordering::SeqCst), "ran on taken CPUs");
+            drop(first);
+        });
+        assert!(second_ran.load(Ordering::SeqCst));
+        // A guest wider than the host takes all of it, and gives it back.
+        let wide = budget.take(8);
+        assert_eq!(*budget.free.lock().unwrap(), 0);
+        drop(wide);
+        assert_eq!(*budget.free.lock().unwrap(), 2);
+    }
 }
