@@ -107,39 +107,14 @@ impl Timing {
     }
 }
 
-/// The test's result: the reply, and the records behind it.
+/// The test's result: the verdict, the reply that says it, and where the
+/// time went.
 pub struct Outcome {
-    pub series: Series,
     pub verdict: Verdict,
     /// Why, in one line: the deciding rule, or what failed.
     pub detail: String,
     pub reply: Reply,
-    pub base: Vec<Run>,
-    pub patched: Vec<Run>,
-    pub decision: Option<protocol::Decision>,
     pub timing: Timing,
-}
-
-impl Outcome {
-    /// The series did not apply or build: a reply, no runs.
-    fn without_runs(
-        series: Series,
-        verdict: Verdict,
-        detail: String,
-        reply: Reply,
-        timing: Timing,
-    ) -> Outcome {
-        Outcome {
-            series,
-            verdict,
-            detail,
-            reply,
-            base: Vec::new(),
-            patched: Vec::new(),
-            decision: None,
-            timing,
-        }
-    }
 }
 
 /// The series a test is about: the newest version of a proposed fix for
@@ -356,9 +331,14 @@ pub fn test_series(
         patches.push(mail.raw.clone());
     }
     let answering = answering
-        .or(series.cover_msgid.as_deref())
-        .or(series.patches.first().map(|p| p.msgid.as_str()))
         .and_then(by_id)
+        .or_else(|| {
+            series
+                .cover_msgid
+                .as_deref()
+                .or(series.patches.first().map(|p| p.msgid.as_str()))
+                .and_then(by_id)
+        })
         .ok_or(PipelineError::NoSeries)?;
     let (target, target_why) = match (
         job.target.is_empty(),
@@ -441,13 +421,12 @@ pub fn test_series(
                 &tested,
             );
             timing.total_s = started.elapsed().as_secs_f64();
-            return Ok(Outcome::without_runs(
-                series,
-                Verdict::ApplyFailed,
+            return Ok(Outcome {
+                verdict: Verdict::ApplyFailed,
                 detail,
                 reply,
                 timing,
-            ));
+            });
         }
     };
     tested.patched_commit = Some(head.clone());
@@ -463,13 +442,12 @@ pub fn test_series(
                 &tested,
             );
             timing.total_s = started.elapsed().as_secs_f64();
-            return Ok(Outcome::without_runs(
-                series,
-                Verdict::BuildFailed,
+            return Ok(Outcome {
+                verdict: Verdict::BuildFailed,
                 detail,
                 reply,
                 timing,
-            ));
+            });
         }
         Err(e) => return Err(e),
     };
@@ -547,13 +525,9 @@ pub fn test_series(
     );
     timing.total_s = started.elapsed().as_secs_f64();
     Ok(Outcome {
-        series,
         verdict: decision.verdict,
-        detail: decision.reason.clone(),
+        detail: decision.reason,
         reply,
-        base: base_runs,
-        patched: patched_runs,
-        decision: Some(decision),
         timing,
     })
 }
