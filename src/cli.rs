@@ -930,6 +930,29 @@ pub fn watch(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The database of the bot configured in `config`, else in `data_dir`.
+fn bot_database(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let data = match config {
+        Some(c) => crate::watch::config::load(c, &self::data_dir(data_dir))?.data_dir,
+        None => self::data_dir(data_dir),
+    };
+    let db = data.join("lorebot.sqlite3");
+    anyhow::ensure!(db.is_file(), "no lorebot database in {}", data.display());
+    Ok(db)
+}
+
+/// `lorebot serve`: the patch queue over HTTP.
+pub fn serve(
+    listen: std::net::SocketAddr,
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let db = bot_database(config, data_dir)?;
+    eprintln!("serving the queue of {} on http://{listen}/", db.display());
+    crate::queue::serve(listen, &db)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lorebot status`: the jobs, newest first.
 pub fn status(
     config: Option<&Path>,
@@ -937,13 +960,7 @@ pub fn status(
     limit: u32,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let data = match config {
-        Some(c) => crate::watch::config::load(c, &self::data_dir(data_dir))?.data_dir,
-        None => self::data_dir(data_dir),
-    };
-    let db = data.join("lorebot.sqlite3");
-    anyhow::ensure!(db.is_file(), "no lorebot database in {}", data.display());
-    let store = crate::store::Store::open(&db)?;
+    let store = crate::store::Store::open(&bot_database(config, data_dir)?)?;
     let jobs = store.jobs(limit)?;
     let mut out = io::stdout().lock();
     if json {

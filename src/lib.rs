@@ -13,6 +13,7 @@ pub mod job;
 pub mod lore;
 pub mod mail;
 pub mod pipeline;
+pub mod queue;
 pub mod reply;
 pub mod series;
 pub mod store;

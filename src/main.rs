@@ -94,6 +94,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the patch queue: every series seen, its tests, runs, logs and
+    /// replies, as HTML, JSON (/api/series) and an Atom feed.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The watch configuration whose data to serve.
+        #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Boot a kernel with a job's reproducer N times and report the outcomes.
     Run {
         /// The job file (jobs/*.yaml).
@@ -175,6 +188,11 @@ fn main() -> ExitCode {
             limit,
             json,
         } => lorebot::cli::status(config.as_deref(), data_dir.as_deref(), limit, json),
+        Command::Serve {
+            listen,
+            config,
+            data_dir,
+        } => lorebot::cli::serve(listen, config.as_deref(), data_dir.as_deref()),
         Command::Apply(args) => lorebot::cli::apply(&args),
         Command::Build(args) => lorebot::cli::build(&args),
         Command::Run {

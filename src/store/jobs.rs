@@ -154,7 +154,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let claimed = tx
             .query_row(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ?1
+                "UPDATE jobs SET state = 'running', stage = NULL, attempts = attempts + 1, updated = ?1
                  WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1)
                  RETURNING id",
                 [now],
@@ -207,6 +207,15 @@ impl Store {
         self.conn.execute(
             "UPDATE jobs SET state = ?2, detail = ?3, updated = ?4 WHERE id = ?1",
             params![job_id, state, detail, now],
+        )?;
+        Ok(())
+    }
+
+    /// Notes what a running job is doing.
+    pub fn set_stage(&mut self, job_id: i64, stage: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET stage = ?2 WHERE id = ?1 AND ifnull(stage, '') != ?2",
+            params![job_id, stage],
         )?;
         Ok(())
     }

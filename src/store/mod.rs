@@ -10,8 +10,10 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 mod jobs;
+mod pages;
 
 pub use jobs::{JobRow, NewReply, QueuedJob, RecordedRun, UnsentReply};
+pub use pages::{JobDetail, RunRow, SeriesDetail, SeriesFilter, SeriesRow};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -176,6 +178,11 @@ ALTER TABLE runs ADD COLUMN run TEXT;
 ALTER TABLE replies ADD COLUMN sender TEXT NOT NULL DEFAULT '';
 ALTER TABLE replies ADD COLUMN recipients TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE replies ADD COLUMN error TEXT;
+"#,
+    r#"
+-- What a running job is doing (applying, building, testing), for the queue page.
+ALTER TABLE jobs ADD COLUMN stage TEXT;
+CREATE INDEX jobs_series ON jobs (series_id);
 "#,
 ];
 

@@ -358,6 +358,14 @@ fn test(
         &config.work_dir,
         &config.bot,
         &mut |stage| {
+            let name = match stage {
+                Stage::Building { .. } => "building",
+                Stage::Applying => "applying",
+                Stage::Ran { .. } => "testing",
+            };
+            if let Err(e) = store.set_stage(job.id, name) {
+                tracing::warn!(job = job.id, error = %e, "cannot note the job's stage");
+            }
             if let Stage::Ran {
                 arm,
                 commit,

@@ -1,0 +1,403 @@
+//! `lorebot serve`: the maintainer's patch queue. Every series the bot has
+//! seen, newest first, with the state of its latest test; a page per
+//! series with its tests, runs, console logs and the reply sent; the same
+//! as JSON (`/api/series`, `/api/series/{id}`) and an Atom feed of
+//! verdicts. Plain server-rendered HTML: no JavaScript.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::lore::message_url;
+use crate::store::{SeriesDetail, SeriesFilter, SeriesRow, Store, StoreError};
+
+/// Series per page.
+const PER_PAGE: u32 = 50;
+
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Shared = Arc<Mutex<Store>>;
+
+/// Serves the queue of the database at `db` on `addr` until killed.
+pub fn serve(addr: SocketAddr, db: &Path) -> Result<(), QueueError> {
+    let store = Store::open(db)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|source| QueueError::Listen { addr, source })?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| QueueError::Listen { addr, source })?;
+        tracing::info!(%addr, "serving the queue");
+        axum::serve(listener, router(Arc::new(Mutex::new(store))))
+            .await
+            .map_err(|source| QueueError::Listen { addr, source })
+    })
+}
+
+fn router(store: Shared) -> Router {
+    Router::new()
+        .route("/", get(queue_page))
+        .route("/series/{id}", get(series_page))
+        .route("/runs/{id}/log", get(run_log))
+        .route("/api/series", get(api_series))
+        .route("/api/series/{id}", get(api_series_detail))
+        .route("/feed.atom", get(feed))
+        .with_state(store)
+}
+
+/// The queue's query string.
+#[derive(Debug, Default, Deserialize)]
+struct Filter {
+    list: Option<String>,
+    state: Option<String>,
+    author: Option<String>,
+    /// 1-based.
+    page: Option<u32>,
+}
+
+impl Filter {
+    fn store_filter(&self) -> SeriesFilter {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        SeriesFilter {
+            list: given(&self.list),
+            state: given(&self.state),
+            author: given(&self.author),
+            page: self.page.unwrap_or(1).saturating_sub(1),
+            per_page: PER_PAGE,
+        }
+    }
+}
+
+/// A store error as a 500 page (it is the server's fault, not the URL's).
+fn failure(e: StoreError) -> Response {
+    tracing::error!(error = %e, "queue page");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("database: {e}\n"),
+    )
+        .into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    (StatusCode::NOT_FOUND, format!("no {what}\n")).into_response()
+}
+
+fn with_store<T>(
+    store: &Shared,
+    f: impl FnOnce(&Store) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
+    f(&store)
+}
+
+async fn queue_page(State(store): State<Shared>, Query(filter): Query<Filter>) -> Response {
+    let f = filter.store_filter();
+    match with_store(&store, |s| s.series_rows(&f)) {
+        Ok((rows, total)) => page(
+            "lorebot: patch queue",
+            queue_html(&filter, &f, &rows, total),
+        ),
+        Err(e) => failure(e),
+    }
+}
+
+async fn series_page(State(store): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    match with_store(&store, |s| s.series_detail(id)) {
+        Ok(Some(d)) => page(&format!("lorebot: {}", d.series.subject), series_html(&d)),
+        Ok(None) => not_found("such series"),
+        Err(e) => failure(e),
+    }
+}
+
+async fn api_series(State(store): State<Shared>, Query(filter): Query<Filter>) -> Response {
+    let f = filter.store_filter();
+    match with_store(&store, |s| s.series_rows(&f)) {
+        Ok((rows, total)) => axum::Json(serde_json::json!({
+            "total": total,
+            "page": f.page + 1,
+            "per_page": f.per_page,
+            "series": rows,
+        }))
+        .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn api_series_detail(State(store): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    match with_store(&store, |s| s.series_detail(id)) {
+        Ok(Some(d)) => axum::Json(d).into_response(),
+        Ok(None) => not_found("such series"),
+        Err(e) => failure(e),
+    }
+}
+
+async fn run_log(State(store): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    let path = match with_store(&store, |s| s.run_log_path(id)) {
+        Ok(Some(p)) => PathBuf::from(p),
+        Ok(None) => return not_found("log for this run"),
+        Err(e) => return failure(e),
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
+        Err(e) => (
+            StatusCode::GONE,
+            format!("the log {} is gone: {e}\n", path.display()),
+        )
+            .into_response(),
+    }
+}
+
+async fn feed(State(store): State<Shared>, headers: HeaderMap) -> Response {
+    // Atom wants absolute links: the server as the client reached it.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    match with_store(&store, |s| s.verdicts(50)) {
+        Ok(verdicts) => (
+            [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+            atom(&format!("http://{host}"), &verdicts),
+        )
+            .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+fn page(title: &str, body: Markup) -> Response {
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="alternate" type="application/atom+xml" title="verdicts" href="/feed.atom";
+                style { (PreEscaped(STYLE)) }
+            }
+            body { (body) }
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html.into_string(),
+    )
+        .into_response()
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:1em 2em;max-width:80em}\
+table{border-collapse:collapse}td,th{padding:.2em .6em;text-align:left;vertical-align:top}\
+tr:nth-child(even){background:#f4f4f4}pre{background:#f8f8f8;padding:.6em;overflow-x:auto}\
+.FIXED{color:#060;font-weight:bold}.STILL-REPRODUCES,.BUILD-FAILED,.APPLY-FAILED{color:#a00;font-weight:bold}\
+form{margin:1em 0}";
+
+/// A state as a CSS class: `STILL REPRODUCES` -> `STILL-REPRODUCES`.
+fn state_class(state: &str) -> String {
+    state.replace(' ', "-")
+}
+
+fn lore_link(s: &SeriesRow) -> String {
+    message_url(&s.lore, &s.list, &s.msgid)
+}
+
+fn queue_html(filter: &Filter, f: &SeriesFilter, rows: &[SeriesRow], total: u64) -> Markup {
+    let pages = total.div_ceil(u64::from(f.per_page)).max(1);
+    let page = u64::from(f.page) + 1;
+    let link = |to: u64| {
+        let mut q = vec![format!("page={to}")];
+        for (k, v) in [
+            ("list", &filter.list),
+            ("state", &filter.state),
+            ("author", &filter.author),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                q.push(format!("{k}={}", url_escape(v)));
+            }
+        }
+        format!("/?{}", q.join("&"))
+    };
+    html! {
+        h1 { "Patch queue" }
+        form method="get" action="/" {
+            label { "list " input name="list" value=(filter.list.as_deref().unwrap_or("")); }
+            " "
+            label { "state " input name="state" value=(filter.state.as_deref().unwrap_or("")); }
+            " "
+            label { "author " input name="author" value=(filter.author.as_deref().unwrap_or("")); }
+            " "
+            button type="submit" { "filter" }
+        }
+        p { (total) " series; page " (page) " of " (pages) }
+        table {
+            thead { tr { th { "series" } th { "list" } th { "author" } th { "version" } th { "state" } th { "runs (base / patched)" } th { "thread" } } }
+            tbody {
+                @for s in rows {
+                    tr {
+                        td { a href={ "/series/" (s.id) } { (s.subject) } }
+                        td { (s.list) }
+                        td { (s.author.as_deref().unwrap_or("")) }
+                        td { "v" (s.version) ", " (s.total) " patch(es)" }
+                        td class=(state_class(&s.state)) { (s.state) }
+                        td { @if s.job.is_some() { (s.base_runs) " / " (s.patched_runs) } }
+                        td { a href=(lore_link(s)) { "lore" } }
+                    }
+                }
+            }
+        }
+        p {
+            @if page > 1 { a href=(link(page - 1)) { "newer" } " " }
+            @if page < pages { a href=(link(page + 1)) { "older" } }
+        }
+        p { a href="/feed.atom" { "verdicts (Atom)" } " · " a href="/api/series" { "JSON" } }
+    }
+}
+
+fn series_html(d: &SeriesDetail) -> Markup {
+    let s = &d.series;
+    html! {
+        p { a href="/" { "← queue" } }
+        h1 { (s.subject) }
+        p {
+            "v" (s.version) ", " (s.total) " patch(es) by " (s.author.as_deref().unwrap_or("?"))
+            " on " (s.list) ": " a href=(lore_link(s)) { "thread on lore" }
+            " · state " span class=(state_class(&s.state)) { (s.state) }
+        }
+        @if d.jobs.is_empty() { p { "Not tested yet." } }
+        @for j in &d.jobs {
+            h2 {
+                "Test " (j.id) ": " (j.job) " — "
+                span class=(state_class(j.verdict.as_deref().unwrap_or(&j.state))) {
+                    (j.verdict.as_deref().unwrap_or(j.stage.as_deref().unwrap_or(&j.state)))
+                }
+            }
+            @if let Some(c) = &j.command { p { "Asked for in " code { (c) } } }
+            @if let Some(detail) = &j.detail { p { (detail) } }
+            @if let Some(t) = &j.timing {
+                p { "Time: " (secs(t, "total_s")) " in all: kernel builds " (secs(t, "build_s")) ", guests " (secs(t, "guest_s")) }
+            }
+            @if !j.runs.is_empty() {
+                table {
+                    thead { tr { th { "arm" } th { "run" } th { "outcome" } th { "why" } th { "seconds" } th { "kernel" } th { "console" } } }
+                    tbody {
+                        @for r in &j.runs {
+                            @let run = r.run.as_deref().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+                            tr {
+                                td { (r.arm) }
+                                td { (r.seq) }
+                                td { (r.outcome) }
+                                td { (run.as_ref().and_then(|v| v["reason"].as_str()).unwrap_or("")) }
+                                td { (run.as_ref().and_then(|v| v["duration_s"].as_f64()).map_or(String::new(), |d| format!("{d:.0}"))) }
+                                td { code { (r.commit.get(..12).unwrap_or(&r.commit)) } }
+                                td { @if r.log_path.is_some() { a href={ "/runs/" (r.id) "/log" } { "log" } } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(reply) = &j.reply {
+                h3 { "Reply" @if j.reply_sent.is_none() { " (not sent yet)" } }
+                pre { (reply) }
+            }
+        }
+    }
+}
+
+fn secs(timing: &serde_json::Value, field: &str) -> String {
+    timing[field]
+        .as_f64()
+        .map_or_else(|| "?".to_owned(), |s| format!("{s:.0} s"))
+}
+
+/// Percent-encodes a query value.
+fn url_escape(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The Atom feed of verdicts; `base` is the server's own URL.
+fn atom(base: &str, verdicts: &[(SeriesRow, i64)]) -> String {
+    let updated = verdicts.first().map_or(0, |(_, t)| *t);
+    let mut feed = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
+         <id>{base}/feed.atom</id>\n<title>lorebot verdicts</title>\n\
+         <link rel=\"self\" href=\"{base}/feed.atom\"/>\n<updated>{}</updated>\n",
+        rfc3339(updated)
+    );
+    for (s, when) in verdicts {
+        let url = format!("{base}/series/{}", s.id);
+        feed.push_str(&format!(
+            "<entry>\n<id>{url}#test-{}</id>\n<title>{}: {}</title>\n<updated>{}</updated>\n\
+             <link href=\"{url}\"/>\n<author><name>{}</name></author>\n<summary>{}</summary>\n</entry>\n",
+            s.job.unwrap_or(0),
+            xml_escape(&s.state),
+            xml_escape(&s.subject),
+            rfc3339(*when),
+            xml_escape(s.author.as_deref().unwrap_or("unknown")),
+            xml_escape(s.detail.as_deref().unwrap_or("")),
+        ));
+    }
+    feed.push_str("</feed>\n");
+    feed
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Unix time as an RFC 3339 UTC timestamp.
+fn rfc3339(t: i64) -> String {
+    let (y, mo, d) = crate::mail::civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_query_values() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_722_243_600), "2024-07-29T09:00:00Z");
+        assert_eq!(url_escape("STILL REPRODUCES&x"), "STILL%20REPRODUCES%26x");
+        assert_eq!(
+            xml_escape("a <b> & \"c\""),
+            "a &lt;b&gt; &amp; &quot;c&quot;"
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! What the maintainer's queue page reads: every series with the state of
+//! its latest test, and one series with its jobs, runs and replies.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+/// Which series to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct SeriesFilter {
+    pub list: Option<String>,
+    /// A state as [`SeriesRow::state`] shows it (`new`, `queued`,
+    /// `testing`, `FIXED`, ...).
+    pub state: Option<String>,
+    /// Part of the author's name or address.
+    pub author: Option<String>,
+    /// 0-based.
+    pub page: u32,
+    pub per_page: u32,
+}
+
+/// A series and its latest test.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesRow {
+    pub id: i64,
+    pub list: String,
+    pub lore: String,
+    pub msgid: String,
+    pub subject: String,
+    pub version: u32,
+    pub total: u32,
+    pub author: Option<String>,
+    pub first_seen: i64,
+    /// `new`, `incomplete`, `superseded`, `queued`, `applying`,
+    /// `building`, `testing`, `error`, `refused`, or the verdict.
+    pub state: String,
+    pub job: Option<i64>,
+    pub detail: Option<String>,
+    pub base_runs: u32,
+    pub patched_runs: u32,
+}
+
+/// One run, as listed on a series' page.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub arm: String,
+    pub seq: u32,
+    pub commit: String,
+    pub outcome: String,
+    pub log_path: Option<String>,
+    /// The run as JSON, when it was recorded whole.
+    #[serde(skip)]
+    pub run: Option<String>,
+}
+
+/// A test of a series.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobDetail {
+    pub id: i64,
+    pub job: String,
+    pub state: String,
+    pub stage: Option<String>,
+    pub verdict: Option<String>,
+    pub detail: Option<String>,
+    /// The `#lorebot test` mail that asked for it.
+    pub command: Option<String>,
+    pub timing: Option<serde_json::Value>,
+    pub created: i64,
+    pub updated: i64,
+    pub runs: Vec<RunRow>,
+    /// The reply as sent (or to be sent).
+    pub reply: Option<String>,
+    pub reply_sent: Option<i64>,
+}
+
+/// A series with everything done about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesDetail {
+    #[serde(flatten)]
+    pub series: SeriesRow,
+    pub jobs: Vec<JobDetail>,
+}
+
+const SERIES_ROWS: &str = "
+WITH latest AS (
+    SELECT s.id, l.name AS list, l.base_url, s.series_msgid, s.subject, s.version, s.total,
+           s.author, s.first_seen, s.superseded_by IS NOT NULL AS superseded, s.complete,
+           j.id AS job_id, j.state AS job_state, j.stage, j.verdict, j.detail
+    FROM series s
+    JOIN lists l ON l.id = s.list_id
+    -- A refused request says nothing about the series.
+    LEFT JOIN jobs j ON j.id = (SELECT max(id) FROM jobs WHERE series_id = s.id AND state != 'refused')
+), stated AS (
+    SELECT *, CASE
+        WHEN job_state = 'done' THEN verdict
+        WHEN job_state = 'running' THEN ifnull(stage, 'testing')
+        WHEN job_state IS NOT NULL THEN job_state
+        WHEN superseded THEN 'superseded'
+        WHEN NOT complete THEN 'incomplete'
+        ELSE 'new' END AS state
+    FROM latest
+)
+SELECT id, list, base_url, series_msgid, subject, version, total, author, first_seen, state,
+       job_id, detail,
+       (SELECT count(*) FROM runs r WHERE r.job_id = stated.job_id AND r.arm = 'base'),
+       (SELECT count(*) FROM runs r WHERE r.job_id = stated.job_id AND r.arm = 'patched'),
+       count(*) OVER ()
+FROM stated
+WHERE (?1 IS NULL OR list = ?1) AND (?2 IS NULL OR state = ?2)
+  AND (?3 IS NULL OR instr(lower(author), lower(?3)) > 0) AND (?4 IS NULL OR id = ?4)
+ORDER BY id DESC LIMIT ?5 OFFSET ?6";
+
+fn series_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SeriesRow, u64)> {
+    Ok((
+        SeriesRow {
+            id: r.get(0)?,
+            list: r.get(1)?,
+            lore: r.get(2)?,
+            msgid: r.get(3)?,
+            subject: r.get(4)?,
+            version: r.get(5)?,
+            total: r.get(6)?,
+            author: r.get(7)?,
+            first_seen: r.get(8)?,
+            state: r.get(9)?,
+            job: r.get(10)?,
+            detail: r.get(11)?,
+            base_runs: r.get(12)?,
+            patched_runs: r.get(13)?,
+        },
+        r.get::<_, i64>(14)? as u64,
+    ))
+}
+
+impl Store {
+    /// One page of series, newest first, and how many match in all.
+    pub fn series_rows(&self, f: &SeriesFilter) -> Result<(Vec<SeriesRow>, u64), StoreError> {
+        let mut st = self.conn.prepare_cached(SERIES_ROWS)?;
+        let per_page = f.per_page.max(1);
+        let rows = st.query_map(
+            params![
+                f.list,
+                f.state,
+                f.author,
+                None::<i64>,
+                per_page,
+                i64::from(f.page) * i64::from(per_page)
+            ],
+            series_row,
+        )?;
+        let mut total = 0;
+        let mut page = Vec::new();
+        for row in rows {
+            let (row, count) = row?;
+            total = count;
+            page.push(row);
+        }
+        Ok((page, total))
+    }
+
+    /// A series with its jobs (newest first), their runs and replies.
+    pub fn series_detail(&self, id: i64) -> Result<Option<SeriesDetail>, StoreError> {
+        let mut st = self.conn.prepare_cached(SERIES_ROWS)?;
+        let Some((series, _)) = st
+            .query_row(
+                params![None::<String>, None::<String>, None::<String>, id, 1, 0],
+                series_row,
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut jobs_st = self.conn.prepare_cached(
+            "SELECT j.id, j.job_name, j.state, j.stage, j.verdict, j.detail, c.msgid, j.timing,
+                    j.created, j.updated, p.body, p.sent
+             FROM jobs j
+             LEFT JOIN commands c ON c.id = j.command_id
+             LEFT JOIN replies p ON p.job_id = j.id
+             WHERE j.series_id = ?1 ORDER BY j.id DESC",
+        )?;
+        let mut jobs = jobs_st
+            .query_map([id], |r| {
+                let timing: Option<String> = r.get(7)?;
+                let body: Option<Vec<u8>> = r.get(10)?;
+                Ok(JobDetail {
+                    id: r.get(0)?,
+                    job: r.get(1)?,
+                    state: r.get(2)?,
+                    stage: r.get(3)?,
+                    verdict: r.get(4)?,
+                    detail: r.get(5)?,
+                    command: r.get(6)?,
+                    timing: timing.and_then(|t| serde_json::from_str(&t).ok()),
+                    created: r.get(8)?,
+                    updated: r.get(9)?,
+                    runs: Vec::new(),
+                    reply: body.map(|b| String::from_utf8_lossy(&b).replace("\r\n", "\n")),
+                    reply_sent: r.get(11)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut runs_st = self.conn.prepare_cached(
+            "SELECT id, arm, seq, kernel_commit, outcome, log_path, run FROM runs
+             WHERE job_id = ?1 ORDER BY started, id",
+        )?;
+        for job in &mut jobs {
+            job.runs = runs_st
+                .query_map([job.id], |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        arm: r.get(1)?,
+                        seq: r.get(2)?,
+                        commit: r.get(3)?,
+                        outcome: r.get(4)?,
+                        log_path: r.get(5)?,
+                        run: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(Some(SeriesDetail { series, jobs }))
+    }
+
+    /// The console log of a run, by the run's id: the only files the queue
+    /// page serves.
+    pub fn run_log_path(&self, run_id: i64) -> Result<Option<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT log_path FROM runs WHERE id = ?1")?;
+        Ok(st
+            .query_row([run_id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// The latest verdicts, newest first, for a feed.
+    pub fn verdicts(&self, limit: u32) -> Result<Vec<(SeriesRow, i64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT series_id, updated FROM jobs
+             WHERE state = 'done' AND series_id IS NOT NULL ORDER BY updated DESC, id DESC LIMIT ?1",
+        )?;
+        let done: Vec<(i64, i64)> = st
+            .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (series, updated) in done {
+            if let Some(d) = self.series_detail(series)? {
+                out.push((d.series, updated));
+            }
+        }
+        Ok(out)
+    }
+}

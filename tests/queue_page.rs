@@ -1,0 +1,257 @@
+//! `lorebot serve`: the patch queue over HTTP, on a database filled the way
+//! the bot fills it: a real public-inbox synced with `lorebot lore sync`,
+//! its proposed fixes queued, one of them tested (runs recorded with a
+//! real console log) and answered.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use lorebot::store::{NewReply, RecordedRun, SeriesFilter, Store};
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+fn serve(data: &Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_lorebot"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "lorebot serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn get(url: &str) -> (u16, String) {
+    let r = reqwest::blocking::get(url).unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().unwrap())
+}
+
+/// A data dir whose database holds the lore fixture, its fixes queued for
+/// a job, and the first of them tested: returns it and that series' id.
+fn bot_data(lore: &support::Lore) -> (PathBuf, i64) {
+    let data = support::tempdir("queue-data");
+    let db = data.join("lorebot.sqlite3");
+    support::run(
+        Command::new(env!("CARGO_BIN_EXE_lorebot"))
+            .args(["lore", "sync", "--url", &lore.url, "--list", "test"])
+            .arg("--db")
+            .arg(&db),
+    );
+    let mut store = Store::open(&db).unwrap();
+    let list = store.list_id(&lore.url, "test").unwrap();
+    assert!(store.queue(list, "filemap-stall", 0, 1000).unwrap() >= 2);
+    // The bot took every job: those of one series were tested (FIXED),
+    // the others are waiting.
+    let log =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console/lkdtm-softlockup.log");
+    let mut tested_msgid = None;
+    let mut waiting = Vec::new();
+    while let Some(job) = store.claim(1001).unwrap() {
+        let msgid = job.series.clone().unwrap().0;
+        if *tested_msgid.get_or_insert_with(|| msgid.clone()) != msgid {
+            waiting.push(job.id);
+            continue;
+        }
+        for (arm, seq, outcome, reason) in [
+            (
+                "base",
+                1,
+                "crashed",
+                "INFO: rcu detected stall in lkdtm_SOFTLOCKUP",
+            ),
+            ("patched", 1, "clean", "reproducer exited with status 0"),
+        ] {
+            let run = serde_json::json!({
+                "index": seq, "outcome": outcome, "reason": reason, "accel": "tcg",
+                "log": log, "duration_s": 33.2, "boot_s": 2.1, "start_uptime_s": 1.9,
+                "exit_code": null, "analysis": {"crashes": [], "stats": {
+                    "bytes": 0, "lines": 0, "crashes": 0, "stall_reports": 0,
+                    "first_stall_time_s": null, "longest_stall_jiffies": null,
+                    "longest_stall_s": null, "hz": null, "grace_periods": [],
+                    "livelock": false, "stall_cleared": false, "panicked": false,
+                    "truncated_lines": 0}}
+            });
+            let recorded = RecordedRun {
+                arm: arm.into(),
+                commit: "9279a21df7ed0000000000000000000000000000".into(),
+                seq,
+                run: run.to_string(),
+            };
+            store
+                .record_run(job.id, &recorded, outcome, &log.display().to_string(), 1002)
+                .unwrap();
+        }
+        let reply_id = format!("lorebot-{}@example.org", job.id);
+        let reply = NewReply {
+            msgid: &reply_id,
+            channel: "maildir",
+            sender: "{\"name\":\"lorebot\",\"email\":\"bot@example.org\"}",
+            recipients: "[]",
+            body: b"Subject: Re: fix\r\n\r\nVerdict: FIXED (after 14 clean runs)\r\n",
+        };
+        store
+            .finish(
+                job.id,
+                "done",
+                Some("FIXED"),
+                "after 14 clean runs",
+                Some("{\"build_s\":0.1,\"guest_s\":66.4,\"total_s\":68.0}"),
+                Some(&reply),
+                1003,
+            )
+            .unwrap();
+    }
+    for id in waiting {
+        store.set_state(id, "queued", None, 1004).unwrap();
+    }
+    for reply in store.unsent_replies(None).unwrap() {
+        store.reply_sent(reply.id, Ok(1004)).unwrap();
+    }
+    let tested = store
+        .series_rows(&SeriesFilter {
+            state: Some("FIXED".into()),
+            per_page: 10,
+            ..SeriesFilter::default()
+        })
+        .unwrap()
+        .0[0]
+        .id;
+    (data, tested)
+}
+
+#[test]
+fn the_queue_lists_filters_and_links_every_series() {
+    let lore = support::Lore::start("queue");
+    let (data, tested) = bot_data(&lore);
+    let server = serve(&data);
+    let api: Value = serde_json::from_str(&get(&format!("{}/api/series", server.url)).1).unwrap();
+    let all = api["total"].as_u64().unwrap();
+    assert!(all >= 3, "{api}");
+    let series = api["series"].as_array().unwrap();
+    let states: Vec<&str> = series
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "FIXED").count(),
+        1,
+        "{states:?}"
+    );
+    assert!(states.contains(&"queued"), "{states:?}");
+    assert!(
+        states.iter().any(|s| ["new", "superseded"].contains(s)),
+        "a series that is no fix is not queued: {states:?}"
+    );
+    // Newest first.
+    let ids: Vec<i64> = series.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+
+    let (status, page) = get(&format!("{}/", server.url));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("{all} series; page 1 of 1")),
+        "{page}"
+    );
+    for s in series {
+        let subject = s["subject"].as_str().unwrap().replace('\'', "&#39;");
+        assert!(
+            page.contains(&format!("href=\"/series/{}\"", s["id"])),
+            "{subject} is linked"
+        );
+    }
+    assert!(
+        page.contains("/test/"),
+        "links to the thread on lore: {page}"
+    );
+
+    let (_, fixed) = get(&format!("{}/?state=FIXED", server.url));
+    assert!(fixed.contains("1 series;"), "{fixed}");
+    assert!(fixed.contains(&format!("href=\"/series/{tested}\"")));
+    let (_, none) = get(&format!("{}/?list=no-such-list", server.url));
+    assert!(none.contains("0 series;"), "{none}");
+    let author = series[0]["author"].as_str().unwrap();
+    let name = author.split_whitespace().next().unwrap().to_lowercase();
+    let api: Value =
+        serde_json::from_str(&get(&format!("{}/api/series?author={name}", server.url)).1).unwrap();
+    let by_author = api["series"].as_array().unwrap();
+    assert!(!by_author.is_empty() && by_author.len() as u64 <= all);
+    assert!(
+        by_author
+            .iter()
+            .all(|s| s["author"].as_str().unwrap().to_lowercase().contains(&name)),
+        "{api}"
+    );
+
+    // The tested series: its test, runs, log links and the reply.
+    let (status, page) = get(&format!("{}/series/{tested}", server.url));
+    assert_eq!(status, 200);
+    assert!(page.contains(": filemap-stall"), "{page}");
+    assert!(
+        page.contains("INFO: rcu detected stall in lkdtm_SOFTLOCKUP"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Verdict: FIXED (after 14 clean runs)"),
+        "{page}"
+    );
+    assert!(page.contains("guests 66 s"), "{page}");
+    let log_link = page
+        .split("href=\"")
+        .filter_map(|p| p.split('"').next())
+        .find(|h| h.starts_with("/runs/"))
+        .expect("a log link")
+        .to_owned();
+    let (status, log) = get(&format!("{}{log_link}", server.url));
+    assert_eq!(status, 200);
+    assert!(
+        log.contains("rcu_sched self-detected stall") || log.contains("rcu: INFO"),
+        "{}",
+        &log[..200.min(log.len())]
+    );
+    let detail: Value =
+        serde_json::from_str(&get(&format!("{}/api/series/{tested}", server.url)).1).unwrap();
+    assert_eq!(detail["jobs"][0]["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["state"], "FIXED");
+
+    assert_eq!(get(&format!("{}/series/999999", server.url)).0, 404);
+    assert_eq!(get(&format!("{}/runs/999999/log", server.url)).0, 404);
+
+    let (_, feed) = get(&format!("{}/feed.atom", server.url));
+    assert!(feed.starts_with("<?xml"), "{feed}");
+    assert!(feed.contains("<title>FIXED: "), "{feed}");
+    assert!(
+        feed.contains(&format!("<link href=\"{}/series/{tested}\"/>", server.url)),
+        "{feed}"
+    );
+}
