@@ -101,16 +101,19 @@ WITH latest AS (
         WHEN NOT complete THEN 'incomplete'
         ELSE 'new' END AS state
     FROM latest
+), page AS (
+    SELECT *, count(*) OVER () AS matching FROM stated
+    WHERE (?1 IS NULL OR list = ?1) AND (?2 IS NULL OR state = ?2)
+      AND (?3 IS NULL OR instr(lower(author), lower(?3)) > 0) AND (?4 IS NULL OR id = ?4)
+    ORDER BY id DESC LIMIT ?5 OFFSET ?6
 )
+-- Runs are counted for the page's rows only.
 SELECT id, list, base_url, series_msgid, subject, version, total, author, first_seen, state,
        job_id, detail,
-       (SELECT count(*) FROM runs r WHERE r.job_id = stated.job_id AND r.arm = 'base'),
-       (SELECT count(*) FROM runs r WHERE r.job_id = stated.job_id AND r.arm = 'patched'),
-       count(*) OVER ()
-FROM stated
-WHERE (?1 IS NULL OR list = ?1) AND (?2 IS NULL OR state = ?2)
-  AND (?3 IS NULL OR instr(lower(author), lower(?3)) > 0) AND (?4 IS NULL OR id = ?4)
-ORDER BY id DESC LIMIT ?5 OFFSET ?6";
+       (SELECT count(*) FROM runs r WHERE r.job_id = page.job_id AND r.arm = 'base'),
+       (SELECT count(*) FROM runs r WHERE r.job_id = page.job_id AND r.arm = 'patched'),
+       matching
+FROM page ORDER BY id DESC";
 
 fn series_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SeriesRow, u64)> {
     Ok((
