@@ -255,3 +255,119 @@ fn the_queue_lists_filters_and_links_every_series() {
         "{feed}"
     );
 }
+
+/// Debian's chromium, headless, as a user's browser.
+struct Browser {
+    shots: PathBuf,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        assert!(
+            Command::new("chromium").arg("--version").output().is_ok(),
+            "chromium is not installed: run scripts/install-test-deps"
+        );
+        // Kept after the test: what each page looked like.
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("queue-screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser { shots }
+    }
+
+    fn chromium(&self) -> Command {
+        let mut c = Command::new("chromium");
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1280,1000",
+        ]);
+        c
+    }
+
+    /// Loads `url` as the browser renders it: its DOM, and a screenshot
+    /// saved as `name`.png.
+    fn load(&self, url: &str, name: &str) -> String {
+        let shot = self.shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&shot);
+        support::run(
+            self.chromium()
+                .arg(format!("--screenshot={}", shot.display()))
+                .arg(url),
+        );
+        let png = std::fs::read(&shot).unwrap_or_default();
+        assert!(png.starts_with(b"\x89PNG"), "no screenshot of {url}");
+        let dom = support::run(self.chromium().arg("--dump-dom").arg(url));
+        String::from_utf8_lossy(&dom).into_owned()
+    }
+}
+
+/// The `href`s in a DOM, in order.
+fn links(dom: &str) -> Vec<String> {
+    dom.split("href=\"")
+        .skip(1)
+        .filter_map(|p| p.split('"').next())
+        .map(|h| h.replace("&amp;", "&"))
+        .collect()
+}
+
+#[test]
+fn a_maintainer_browses_the_queue() {
+    let lore = support::Lore::start("queue-browser");
+    let (data, tested) = bot_data(&lore);
+    let server = serve(&data);
+    let browser = Browser::new();
+
+    let queue = browser.load(&format!("{}/", server.url), "1-queue");
+    assert!(queue.contains("<h1>Patch queue</h1>"), "{queue}");
+    // The filter form, filled in as a user would: state FIXED. A GET form
+    // submits its fields, in order, as the query string.
+    let form = queue
+        .split("<form")
+        .nth(1)
+        .and_then(|f| f.split("</form>").next())
+        .expect("a filter form");
+    assert!(
+        form.contains("method=\"get\"") && form.contains("action=\"/\""),
+        "{form}"
+    );
+    let fields: Vec<&str> = form
+        .split("name=\"")
+        .skip(1)
+        .filter_map(|p| p.split('"').next())
+        .collect();
+    assert_eq!(fields, ["list", "state", "author"]);
+    let query: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{f}={}", if *f == "state" { "FIXED" } else { "" }))
+        .collect();
+    let filtered = browser.load(
+        &format!("{}/?{}", server.url, query.join("&")),
+        "2-filtered",
+    );
+    assert!(filtered.contains("1 series;"), "{filtered}");
+
+    // Open the series, then one of its console logs.
+    let series_link = links(&filtered)
+        .into_iter()
+        .find(|h| h.starts_with("/series/"))
+        .expect("a link to the series");
+    assert_eq!(series_link, format!("/series/{tested}"));
+    let series = browser.load(&format!("{}{series_link}", server.url), "3-series");
+    assert!(series.contains("FIXED"), "{series}");
+    assert!(
+        series.contains("Verdict: FIXED (after 14 clean runs)"),
+        "{series}"
+    );
+    let log_link = links(&series)
+        .into_iter()
+        .find(|h| h.starts_with("/runs/"))
+        .expect("a link to a console log");
+    let log = browser.load(&format!("{}{log_link}", server.url), "4-log");
+    assert!(
+        log.contains("Linux version 6.1"),
+        "{}",
+        &log[..300.min(log.len())]
+    );
+    assert!(log.contains("lkdtm"), "the LKDTM run's console");
+}
