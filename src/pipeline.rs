@@ -87,6 +87,9 @@ pub struct Request<'a> {
     pub resume: Vec<PastRun>,
     /// Where the console logs go (default: `<data>/runs/<job>-<base>-<head>`).
     pub logs: Option<PathBuf>,
+    /// Where readers of the reply find the logs (the queue page); without
+    /// it the reply quotes the first report.
+    pub logs_url: Option<String>,
 }
 
 /// Where the test's time went, in seconds.
@@ -298,6 +301,7 @@ pub fn test_thread(
         list: None,
         resume: Vec::new(),
         logs: None,
+        logs_url: None,
     };
     test_series(request, job, data, bot, progress)
 }
@@ -321,6 +325,7 @@ pub fn test_series(
         list,
         mut resume,
         logs,
+        logs_url,
     } = request;
     let by_id = |id: &str| mails.iter().find(|m| m.message_id == id);
     let mut patches = Vec::new();
@@ -519,7 +524,10 @@ pub fn test_series(
             base: &base_summary,
             patched: &patched_summary,
             target: target_why,
-            logs: Logs::Inline(first_report.unwrap_or_default()),
+            logs: match logs_url {
+                Some(url) => Logs::Url(url),
+                None => Logs::Inline(first_report.unwrap_or_default()),
+            },
         },
         &tested,
     );

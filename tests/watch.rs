@@ -184,6 +184,10 @@ fn watch_killed_mid_job_resumes_and_replies_once() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // At most 4 runs per arm: the verdict matters less here than the count.
     let bot = Bot::new("watch-kill", &[("runs: 40", "runs: 4")]);
+    // Replies link to the queue page instead of quoting the report.
+    let mut config = std::fs::read_to_string(&bot.config).unwrap();
+    config.push_str("web_url: http://queue.example.org/\n");
+    std::fs::write(&bot.config, config).unwrap();
     let mut first = bot
         .lorebot(&["watch", "--once"])
         .stderr(Stdio::null())
@@ -246,6 +250,13 @@ fn watch_killed_mid_job_resumes_and_replies_once() {
     assert!(
         body.contains(&format!("/{base} = ")),
         "the table counts all {base} base runs: {body}"
+    );
+
+    let series = jobs[0]["series"].as_str().unwrap();
+    assert_eq!(series, FIX_ID);
+    assert!(
+        body.contains("Logs: http://queue.example.org/series/1"),
+        "{body}"
     );
 
     // And a third pass has nothing to do.

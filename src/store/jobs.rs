@@ -22,6 +22,8 @@ pub struct QueuedJob {
     /// The series to test (Message-ID), and whether a newer version
     /// replaced it.
     pub series: Option<(String, bool)>,
+    /// The series' row, as the queue page names it.
+    pub series_id: Option<i64>,
     /// The command that asked for the test: its mail and the command as
     /// JSON.
     pub command: Option<(String, String)>,
@@ -166,7 +168,7 @@ impl Store {
             Some(id) => Some(tx.query_row(
                 "SELECT j.id, ifnull(j.list_id, 0), j.job_name, j.attempts,
                         s.series_msgid, s.superseded_by IS NOT NULL, c.msgid, c.command,
-                        ifnull(l.name, '')
+                        ifnull(l.name, ''), j.series_id
                  FROM jobs j
                  LEFT JOIN lists l ON l.id = j.list_id
                  LEFT JOIN series s ON s.id = j.series_id
@@ -184,6 +186,7 @@ impl Store {
                         job_name: r.get(2)?,
                         attempts: r.get(3)?,
                         series: series.map(|s| (s, superseded.unwrap_or(false))),
+                        series_id: r.get(9)?,
                         command: match command {
                             Some(msgid) => Some((msgid, r.get(7)?)),
                             None => None,

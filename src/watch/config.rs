@@ -16,6 +16,7 @@
 //! concurrency: 1                      # jobs at once
 //! poll: 5m
 //! backlog: 7d                         # or `all`: how far back a new list is read
+//! web_url: https://lorebot.example.org # `lorebot serve`: replies link there
 //! ```
 
 use std::collections::BTreeMap;
@@ -48,6 +49,8 @@ struct ConfigSpec {
     poll: Option<String>,
     #[serde(default)]
     backlog: Option<String>,
+    #[serde(default)]
+    web_url: Option<String>,
 }
 
 /// One of the two.
@@ -108,6 +111,8 @@ pub struct Config {
     pub concurrency: u32,
     pub poll: Duration,
     pub backlog: Backlog,
+    /// Where `lorebot serve` is reached: replies link to the series' page.
+    pub web_url: Option<String>,
 }
 
 impl Config {
@@ -257,6 +262,13 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
         Some("all") => Backlog::All,
         other => Backlog::Last(duration("backlog", other, 7 * 86_400)?),
     };
+    let web_url = match spec.web_url {
+        None => None,
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            Some(u.trim_end_matches('/').to_owned())
+        }
+        Some(u) => return Err(err("web_url", format!("{u:?} is not an http(s) URL"))),
+    };
     Ok(Config {
         path: path.to_owned(),
         lore,
@@ -269,6 +281,7 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
         concurrency,
         poll,
         backlog,
+        web_url,
     })
 }
 

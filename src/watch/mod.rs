@@ -351,6 +351,11 @@ fn test(
         list,
         resume,
         logs: Some(config.data_dir.join("runs").join(format!("job-{}", job.id))),
+        logs_url: config
+            .web_url
+            .as_ref()
+            .zip(job.series_id)
+            .map(|(web, id)| format!("{web}/series/{id}")),
     };
     let outcome = pipeline::test_series(
         request,
