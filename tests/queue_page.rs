@@ -59,8 +59,8 @@ fn get(url: &str) -> (u16, String) {
 
 /// A data dir whose database holds the lore fixture, its fixes queued for
 /// a job, and the first of them tested: returns it and that series' id.
-fn bot_data(lore: &support::Lore) -> (PathBuf, i64) {
-    let data = support::tempdir("queue-data");
+fn bot_data(name: &str, lore: &support::Lore) -> (PathBuf, i64) {
+    let data = support::tempdir(name);
     let db = data.join("lorebot.sqlite3");
     support::run(
         Command::new(env!("CARGO_BIN_EXE_lorebot"))
@@ -153,7 +153,7 @@ fn bot_data(lore: &support::Lore) -> (PathBuf, i64) {
 #[test]
 fn the_queue_lists_filters_and_links_every_series() {
     let lore = support::Lore::start("queue");
-    let (data, tested) = bot_data(&lore);
+    let (data, tested) = bot_data("queue-data", &lore);
     let server = serve(&data);
     let api: Value = serde_json::from_str(&get(&format!("{}/api/series", server.url)).1).unwrap();
     let all = api["total"].as_u64().unwrap();
@@ -251,7 +251,10 @@ fn the_queue_lists_filters_and_links_every_series() {
     assert!(feed.starts_with("<?xml"), "{feed}");
     assert!(feed.contains("<title>FIXED: "), "{feed}");
     assert!(
-        feed.contains(&format!("<link href=\"{}/series/{tested}\"/>", server.url)),
+        feed.contains(&format!(
+            "<link href=\"{}/series/{tested}\"></link>",
+            server.url
+        )),
         "{feed}"
     );
 }
@@ -314,7 +317,7 @@ fn links(dom: &str) -> Vec<String> {
 #[test]
 fn a_maintainer_browses_the_queue() {
     let lore = support::Lore::start("queue-browser");
-    let (data, tested) = bot_data(&lore);
+    let (data, tested) = bot_data("queue-browser-data", &lore);
     let server = serve(&data);
     let browser = Browser::new();
 

@@ -343,35 +343,29 @@ fn url_escape(v: &str) -> String {
 /// The Atom feed of verdicts; `base` is the server's own URL.
 fn atom(base: &str, verdicts: &[(SeriesRow, i64)]) -> String {
     let updated = verdicts.first().map_or(0, |(_, t)| *t);
-    let mut feed = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
-         <id>{base}/feed.atom</id>\n<title>lorebot verdicts</title>\n\
-         <link rel=\"self\" href=\"{base}/feed.atom\"/>\n<updated>{}</updated>\n",
-        rfc3339(updated)
-    );
-    for (s, when) in verdicts {
-        let url = format!("{base}/series/{}", s.id);
-        feed.push_str(&format!(
-            "<entry>\n<id>{url}#test-{}</id>\n<title>{}: {}</title>\n<updated>{}</updated>\n\
-             <link href=\"{url}\"/>\n<author><name>{}</name></author>\n<summary>{}</summary>\n</entry>\n",
-            s.job.unwrap_or(0),
-            xml_escape(&s.state),
-            xml_escape(&s.subject),
-            rfc3339(*when),
-            xml_escape(s.author.as_deref().unwrap_or("unknown")),
-            xml_escape(s.detail.as_deref().unwrap_or("")),
-        ));
-    }
-    feed.push_str("</feed>\n");
-    feed
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let feed = html! {
+        feed xmlns="http://www.w3.org/2005/Atom" {
+            id { (base) "/feed.atom" }
+            title { "lorebot verdicts" }
+            link rel="self" href={ (base) "/feed.atom" } {}
+            updated { (rfc3339(updated)) }
+            @for (s, when) in verdicts {
+                @let url = format!("{base}/series/{}", s.id);
+                entry {
+                    id { (url) "#test-" (s.job.unwrap_or(0)) }
+                    title { (s.state) ": " (s.subject) }
+                    updated { (rfc3339(*when)) }
+                    link href=(url) {}
+                    author { name { (s.author.as_deref().unwrap_or("unknown")) } }
+                    summary { (s.detail.as_deref().unwrap_or("")) }
+                }
+            }
+        }
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{}\n",
+        feed.into_string()
+    )
 }
 
 /// Unix time as an RFC 3339 UTC timestamp.
