@@ -389,9 +389,38 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_722_243_600), "2024-07-29T09:00:00Z");
         assert_eq!(url_escape("STILL REPRODUCES&x"), "STILL%20REPRODUCES%26x");
-        assert_eq!(
-            xml_escape("a <b> & \"c\""),
-            "a &lt;b&gt; &amp; &quot;c&quot;"
+    }
+
+    #[test]
+    fn the_feed_escapes_what_mails_carry() {
+        let row = SeriesRow {
+            id: 7,
+            list: "l".into(),
+            lore: "http://lore".into(),
+            msgid: "m@x".into(),
+            subject: "a <b> & \"c\"".into(),
+            version: 1,
+            total: 1,
+            author: Some("Dee <dee@example.org>".into()),
+            first_seen: 0,
+            state: "FIXED".into(),
+            job: Some(3),
+            detail: None,
+            base_runs: 0,
+            patched_runs: 0,
+        };
+        let feed = atom("http://q", &[(row, 0)]);
+        assert!(
+            feed.contains("<title>FIXED: a &lt;b&gt; &amp; &quot;c&quot;</title>"),
+            "{feed}"
+        );
+        assert!(
+            feed.contains("<name>Dee &lt;dee@example.org&gt;</name>"),
+            "{feed}"
+        );
+        assert!(
+            feed.contains("<link href=\"http://q/series/7\"></link>"),
+            "{feed}"
         );
     }
 }
