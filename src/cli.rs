@@ -953,6 +953,30 @@ pub fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lorebot export --kcidb`.
+pub fn export_kcidb(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = config
+        .map(|c| crate::watch::config::load(c, &self::data_dir(data_dir)))
+        .transpose()?;
+    let store = crate::store::Store::open(&bot_database(
+        config.as_ref().map(|c| c.path.as_path()),
+        data_dir,
+    )?)?;
+    let tree = |job: &str| {
+        let plan = config.as_ref()?.jobs.iter().find(|j| j.name == job)?;
+        Some(crate::queue::kcidb::TreeInfo {
+            url: plan.tree.url.clone(),
+            branch: plan.tree.branch.clone(),
+        })
+    };
+    let web_url = config.as_ref().and_then(|c| c.web_url.as_deref());
+    let doc = crate::queue::kcidb::export(&store, web_url, &tree)?;
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lorebot status`: the jobs, newest first.
 pub fn status(
     config: Option<&Path>,

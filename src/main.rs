@@ -107,6 +107,19 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Print the bot's finished tests as KCIDB JSON (schema v5.3), for
+    /// submission to KernelCI.
+    Export {
+        /// KCIDB: a checkout and a build per arm, a test per run.
+        #[arg(long, required = true)]
+        kcidb: bool,
+        /// The watch configuration (gives trees and log links).
+        #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        /// Where lorebot keeps its data (default: $XDG_DATA_HOME/lorebot).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Boot a kernel with a job's reproducer N times and report the outcomes.
     Run {
         /// The job file (jobs/*.yaml).
@@ -193,6 +206,11 @@ fn main() -> ExitCode {
             config,
             data_dir,
         } => lorebot::cli::serve(listen, config.as_deref(), data_dir.as_deref()),
+        Command::Export {
+            kcidb: _,
+            config,
+            data_dir,
+        } => lorebot::cli::export_kcidb(config.as_deref(), data_dir.as_deref()),
         Command::Apply(args) => lorebot::cli::apply(&args),
         Command::Build(args) => lorebot::cli::build(&args),
         Command::Run {

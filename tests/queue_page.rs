@@ -374,3 +374,84 @@ fn a_maintainer_browses_the_queue() {
     );
     assert!(log.contains("lkdtm"), "the LKDTM run's console");
 }
+
+/// KCIDB's own validator (scripts/install-test-deps installs kcidb-io):
+/// whether `doc` is valid KCIDB data of the latest schema, and why not.
+fn kcidb_valid(doc: &str) -> Result<(), String> {
+    let python = support::cache_dir().join("kcidb-venv/bin/python");
+    assert!(
+        python.is_file(),
+        "no kcidb-io: run scripts/install-test-deps"
+    );
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, kcidb_io\n\
+             kcidb_io.schema.LATEST.validate_exactly(json.load(sys.stdin))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn results_export_as_valid_kcidb() {
+    let lore = support::Lore::start("queue-kcidb");
+    let (data, _) = bot_data("queue-kcidb-data", &lore);
+    let out = support::run(
+        Command::new(env!("CARGO_BIN_EXE_lorebot"))
+            .args(["export", "--kcidb", "--data-dir"])
+            .arg(&data),
+    );
+    let text = String::from_utf8(out).unwrap();
+    kcidb_valid(&text).unwrap_or_else(|e| panic!("KCIDB rejects the export: {e}\n{text}"));
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["version"]["major"], 5);
+    // Three finished tests of one series: a checkout and a build per arm,
+    // a test per run.
+    assert_eq!(doc["checkouts"].as_array().unwrap().len(), 6, "{doc}");
+    assert_eq!(doc["builds"].as_array().unwrap().len(), 6, "{doc}");
+    let tests = doc["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 6, "{doc}");
+    let status = |build: &str| {
+        tests
+            .iter()
+            .filter(|t| t["build_id"].as_str().unwrap().ends_with(build))
+            .map(|t| t["status"].as_str().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(status("-base-build"), ["FAIL"; 3], "the base crashed");
+    assert_eq!(
+        status("-patched-build"),
+        ["PASS"; 3],
+        "the patched ran clean"
+    );
+    let patched = doc["checkouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_str().unwrap().ends_with("-patched"))
+        .unwrap();
+    assert!(
+        patched["message_id"].as_str().unwrap().contains('@'),
+        "{patched}"
+    );
+
+    // The validator is real: a status KCIDB does not know is refused.
+    let broken = text.replacen("\"PASS\"", "\"FIXED\"", 1);
+    assert!(kcidb_valid(&broken).is_err());
+}

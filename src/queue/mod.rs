@@ -4,6 +4,8 @@
 //! as JSON (`/api/series`, `/api/series/{id}`) and an Atom feed of
 //! verdicts. Plain server-rendered HTML: no JavaScript.
 
+pub mod kcidb;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

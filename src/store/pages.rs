@@ -50,6 +50,8 @@ pub struct RunRow {
     pub commit: String,
     pub outcome: String,
     pub log_path: Option<String>,
+    /// When it was recorded (Unix time).
+    pub recorded: i64,
     /// The run as JSON, when it was recorded whole.
     #[serde(skip)]
     pub run: Option<String>,
@@ -205,7 +207,7 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut runs_st = self.conn.prepare_cached(
-            "SELECT id, arm, seq, kernel_commit, outcome, log_path, run FROM runs
+            "SELECT id, arm, seq, kernel_commit, outcome, log_path, run, started FROM runs
              WHERE job_id = ?1 ORDER BY started, id",
         )?;
         for job in &mut jobs {
@@ -219,6 +221,7 @@ impl Store {
                         outcome: r.get(4)?,
                         log_path: r.get(5)?,
                         run: r.get(6)?,
+                        recorded: r.get(7)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;
@@ -236,6 +239,15 @@ impl Store {
             .query_row([run_id], |r| r.get::<_, Option<String>>(0))
             .optional()?
             .flatten())
+    }
+
+    /// The series with a finished test, oldest first.
+    pub fn tested_series(&self) -> Result<Vec<i64>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT series_id FROM jobs
+             WHERE state = 'done' AND series_id IS NOT NULL ORDER BY series_id",
+        )?;
+        Ok(st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 
     /// The latest verdicts, newest first, for a feed.
