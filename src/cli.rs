@@ -996,7 +996,11 @@ pub fn status(
         writeln!(out, "no jobs")?;
     }
     for j in &jobs {
-        let what = j.verdict.clone().unwrap_or_else(|| j.state.to_uppercase());
+        let what = match (&j.verdict, j.state.as_str(), &j.stage) {
+            (Some(v), _, _) => v.clone(),
+            (None, "running", Some(stage)) => stage.to_uppercase(),
+            (None, state, _) => state.to_uppercase(),
+        };
         writeln!(
             out,
             "{:>5} {:<17} {:<14} base {:>2} patched {:>2}  {}",

@@ -68,6 +68,8 @@ pub struct JobRow {
     pub job: String,
     pub list: Option<String>,
     pub state: String,
+    /// What a running job is doing: applying, building, testing.
+    pub stage: Option<String>,
     pub verdict: Option<String>,
     pub detail: Option<String>,
     pub subject: Option<String>,
@@ -344,7 +346,7 @@ impl Store {
                     s.series_msgid, c.msgid, j.attempts,
                     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.arm = 'base'),
                     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.arm = 'patched'),
-                    p.sent, p.error, p.id IS NOT NULL, j.timing, j.created, j.updated
+                    p.sent, p.error, p.id IS NOT NULL, j.timing, j.created, j.updated, j.stage
              FROM jobs j
              LEFT JOIN lists l ON l.id = j.list_id
              LEFT JOIN series s ON s.id = j.series_id
@@ -362,6 +364,7 @@ impl Store {
                 job: r.get(1)?,
                 list: r.get(2)?,
                 state: r.get(3)?,
+                stage: r.get(18)?,
                 verdict: r.get(4)?,
                 detail: r.get(5)?,
                 subject: r.get(6)?,
