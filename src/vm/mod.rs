@@ -235,8 +235,7 @@ pub fn qemu_binary() -> String {
 /// cores (an overcommitted host makes guests stall on their own, which
 /// would be counted against the kernel), and what free memory allows.
 pub fn parallelism(wanted: u32, guest: &Guest) -> u32 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let by_cpu = (cores / guest.cpus.max(1)).max(1);
+    let by_cpu = (host_cores() / guest.cpus.max(1)).max(1);
     let by_mem = available_memory_mib()
         .map_or(u64::MAX, |avail| avail / (guest.memory_mib + 256))
         .max(1);
@@ -250,10 +249,14 @@ pub fn parallelism(wanted: u32, guest: &Guest) -> u32 {
 /// one job, and of jobs tested at once): an overcommitted TCG host makes
 /// guests stall on their own, which would count against the patch.
 static HOST_CPUS: LazyLock<CpuBudget> = LazyLock::new(|| CpuBudget {
-    free: Mutex::new(std::thread::available_parallelism().map_or(1, |n| n.get() as u32)),
+    free: Mutex::new(host_cores()),
     freed: Condvar::new(),
-    total: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    total: host_cores(),
 });
+
+fn host_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
 
 struct CpuBudget {
     free: Mutex<u32>,

@@ -116,6 +116,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where `list` is mailed, when the config names it.
+    pub fn list_address(&self, list: &str) -> Option<&Address> {
+        self.lists
+            .iter()
+            .find(|l| l.name == list)
+            .map(|l| &l.address)
+    }
+
     /// The jobs that follow `list`.
     pub fn jobs_on<'a>(&'a self, list: &'a str) -> impl Iterator<Item = &'a JobPlan> {
         self.jobs

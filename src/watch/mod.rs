@@ -338,11 +338,7 @@ fn test(
         attempt: job.attempts,
         resumed_runs: resume.len(),
     });
-    let list = config
-        .lists
-        .iter()
-        .find(|l| l.name == job.list)
-        .map(|l| &l.address);
+    let list = config.list_address(&job.list);
     let request = Request {
         mails: &mails,
         series,
@@ -450,13 +446,8 @@ fn refuse(
         .message(job.list_id, msgid)?
         .and_then(|raw| Mail::parse_owned(raw, DEFAULT_MAX_SIZE).ok());
     let reply = mail.map(|mail| {
-        let list = config
-            .lists
-            .iter()
-            .find(|l| l.name == job.list)
-            .map(|l| &l.address);
         new_reply(
-            &crate::reply::refuse(&mail, list, &config.bot, reason),
+            &crate::reply::refuse(&mail, config.list_address(&job.list), &config.bot, reason),
             &config.transport,
         )
     });
