@@ -6,49 +6,28 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use lorebot::store::{NewReply, RecordedRun, SeriesFilter, Store};
 use serde_json::Value;
 
 struct Server {
-    child: Child,
+    _server: support::Server,
     url: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
 fn serve(data: &Path) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_lorebot"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data)
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
+    let port = support::free_port();
+    Server {
+        _server: support::Server::start(
+            Command::new(env!("CARGO_BIN_EXE_lorebot"))
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .arg("--data-dir")
+                .arg(data),
+            port,
+        ),
         url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "lorebot serve did not listen");
-        std::thread::sleep(Duration::from_millis(50));
     }
-    server
 }
 
 fn get(url: &str) -> (u16, String) {
@@ -226,12 +205,10 @@ fn the_queue_lists_filters_and_links_every_series() {
         "{page}"
     );
     assert!(page.contains("guests 66 s"), "{page}");
-    let log_link = page
-        .split("href=\"")
-        .filter_map(|p| p.split('"').next())
+    let log_link = links(&page)
+        .into_iter()
         .find(|h| h.starts_with("/runs/"))
-        .expect("a log link")
-        .to_owned();
+        .expect("a log link");
     let (status, log) = get(&format!("{}{log_link}", server.url));
     assert_eq!(status, 200);
     assert!(

@@ -5,53 +5,31 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use lorebot::mail::{Address, Mail};
 use lorebot::reply::deliver::{self, Security, Transport};
 
 struct SmtpServer {
-    child: Child,
-    port: u16,
+    server: support::Server,
     maildir: PathBuf,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_smtp(name: &str) -> SmtpServer {
     let dir = support::tempdir(name);
     let maildir = dir.join("received");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let child = Command::new("/usr/bin/python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(&maildir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("aiosmtpd: run scripts/install-test-deps");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "aiosmtpd did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    SmtpServer {
-        child,
+    let port = support::free_port();
+    // aiosmtpd missing: run scripts/install-test-deps.
+    let server = support::Server::start(
+        Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
         port,
-        maildir,
-    }
+    );
+    SmtpServer { server, maildir }
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -84,7 +62,7 @@ fn smtp_delivers_to_every_recipient() {
     let server = start_smtp("smtp");
     let transport = Transport::Smtp {
         host: "127.0.0.1".to_owned(),
-        port: server.port,
+        port: server.server.port,
         security: Security::None,
         login: None,
     };
@@ -118,10 +96,7 @@ fn smtp_delivers_to_every_recipient() {
 #[test]
 fn smtp_refusal_is_an_error_naming_the_server() {
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
+    let port = support::free_port();
     let transport = Transport::Smtp {
         host: "127.0.0.1".to_owned(),
         port,

@@ -33,7 +33,7 @@ pub struct Lore {
     pub url: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -96,6 +96,37 @@ impl Drop for Lore {
     fn drop(&mut self) {
         let _ = self.script(&["--stop"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A server started by a test, listening on `port`; killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts `cmd`, which is to listen on loopback `port`, and waits
+    /// (20 s at most) until it accepts connections.
+    pub fn start(cmd: &mut Command, port: u16) -> Server {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let server = Server { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{cmd:?} did not listen on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
