@@ -936,7 +936,7 @@ fn bot_database(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Resul
         Some(c) => crate::watch::config::load(c, &self::data_dir(data_dir))?.data_dir,
         None => self::data_dir(data_dir),
     };
-    let db = data.join("lorebot.sqlite3");
+    let db = crate::store::Store::path_in(&data);
     anyhow::ensure!(db.is_file(), "no lorebot database in {}", data.display());
     Ok(db)
 }

@@ -259,7 +259,12 @@ impl Store {
             .filter(|p| p.is_absolute())
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
             .unwrap_or_else(|| PathBuf::from("."));
-        data.join("lorebot").join("lorebot.sqlite3")
+        Store::path_in(&data.join("lorebot"))
+    }
+
+    /// The database in a data directory.
+    pub fn path_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("lorebot.sqlite3")
     }
 
     /// Opens (creating if needed) and migrates the database at `path`.

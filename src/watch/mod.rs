@@ -112,7 +112,7 @@ pub fn watch(
     events: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<(), WatchError> {
     let _lock = lock(&config.data_dir)?;
-    let db = config.data_dir.join("lorebot.sqlite3");
+    let db = Store::path_in(&config.data_dir);
     let mut store = Store::open(&db)?;
     let requeued = store.requeue_interrupted(now())?;
     if requeued > 0 {
