@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use lorebot::series::{Analysis, Patch, Series};
 use lorebot::store::{AssembledThread, Entry, NewMessage, NewReply, RecordedRun, Store};
+use lorebot::vm::{Accel, Outcome, Run};
 
 const REQUESTS: usize = 20;
 
@@ -27,6 +28,22 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A clean run, as the bot records it.
+fn clean_run() -> Run {
+    Run {
+        index: 1,
+        outcome: Outcome::Clean,
+        reason: "reproducer exited with status 0".into(),
+        accel: Accel::Tcg,
+        log: "/nonexistent.log".into(),
+        duration_s: 5.0,
+        boot_s: Some(2.0),
+        start_uptime_s: Some(1.8),
+        exit_code: Some(0),
+        analysis: Default::default(),
     }
 }
 
@@ -124,7 +141,7 @@ fn fill(db: &Path, n: usize) {
                 arm: arm.into(),
                 commit: "0123456789ab".into(),
                 seq: 1,
-                run: r#"{"reason":"reproducer exited with status 0","duration_s":5.0}"#.into(),
+                run: serde_json::to_string(&clean_run()).unwrap(),
             };
             store
                 .record_run(job.id, &run, "clean", "/nonexistent.log", 1_700_000_002)

@@ -112,12 +112,8 @@ fn add_job(
 }
 
 fn test(job: &JobDetail, run: &RunRow, build_id: &str, web_url: Option<&str>) -> Value {
-    let recorded = run
-        .run
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<Value>(r).ok())
-        .unwrap_or(Value::Null);
-    let duration = recorded["duration_s"].as_f64();
+    let recorded = super::recorded(run);
+    let duration = recorded.as_ref().map(|r| r.duration_s);
     let mut t = json!({
         "id": format!("{build_id}-run-{}", run.seq),
         "build_id": build_id,
@@ -136,8 +132,8 @@ fn test(job: &JobDetail, run: &RunRow, build_id: &str, web_url: Option<&str>) ->
     if let Some(d) = duration {
         t["duration"] = json!(d);
     }
-    if let Some(reason) = recorded["reason"].as_str() {
-        t["comment"] = json!(reason);
+    if let Some(r) = recorded {
+        t["comment"] = json!(r.reason);
     }
     if let Some(w) = web_url {
         t["log_url"] = json!(format!("{w}/runs/{}/log", run.id));

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::lore::message_url;
-use crate::store::{SeriesDetail, SeriesFilter, SeriesRow, Store, StoreError};
+use crate::store::{RunRow, SeriesDetail, SeriesFilter, SeriesRow, Store, StoreError};
 
 /// Series per page.
 const PER_PAGE: u32 = 50;
@@ -301,13 +301,13 @@ fn series_html(d: &SeriesDetail) -> Markup {
                     thead { tr { th { "arm" } th { "run" } th { "outcome" } th { "why" } th { "seconds" } th { "kernel" } th { "console" } } }
                     tbody {
                         @for r in &j.runs {
-                            @let run = r.run.as_deref().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+                            @let run = recorded(r);
                             tr {
                                 td { (r.arm) }
                                 td { (r.seq) }
                                 td { (r.outcome) }
-                                td { (run.as_ref().and_then(|v| v["reason"].as_str()).unwrap_or("")) }
-                                td { (run.as_ref().and_then(|v| v["duration_s"].as_f64()).map_or(String::new(), |d| format!("{d:.0}"))) }
+                                td { (run.as_ref().map_or("", |v| v.reason.as_str())) }
+                                td { (run.as_ref().map_or(String::new(), |v| format!("{:.0}", v.duration_s))) }
                                 td { code { (r.commit.get(..12).unwrap_or(&r.commit)) } }
                                 td { @if r.log_path.is_some() { a href={ "/runs/" (r.id) "/log" } { "log" } } }
                             }
@@ -321,6 +321,11 @@ fn series_html(d: &SeriesDetail) -> Markup {
             }
         }
     }
+}
+
+/// A run as the bot recorded it, whole.
+fn recorded(r: &RunRow) -> Option<crate::vm::Run> {
+    serde_json::from_str(r.run.as_deref()?).ok()
 }
 
 fn secs(timing: &serde_json::Value, field: &str) -> String {
