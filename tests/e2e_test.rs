@@ -71,7 +71,7 @@ fn demo_patch(
 ) -> Vec<u8> {
     let dir = support::tempdir(&format!("patch-{name}"));
     let clone = dir.join("linux");
-    let tree = support::cache_dir().join("demo-linux");
+    let tree = support::demo_tree();
     let git = |args: &[&str]| {
         support::run(
             Command::new("git")

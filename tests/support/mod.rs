@@ -166,13 +166,24 @@ pub fn build_kernel(job: &str, rev: &str) -> PathBuf {
     path
 }
 
+/// The demo tree (scripts/demo-tree: Linux 6.1 with the demo regression
+/// committed on top) under the tests' cache, made once per test binary:
+/// tests running at once wait for the first to make it.
+pub fn demo_tree() -> PathBuf {
+    static TREE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TREE.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/demo-tree");
+        let out = run(Command::new(script).arg(cache_dir().join("demo-linux")));
+        PathBuf::from(String::from_utf8_lossy(&out).trim())
+    })
+    .clone()
+}
+
 /// The demo job (jobs/filemap-stall.yaml) pointed at a demo tree under the
 /// tests' cache, written into `dir`, with `replace` applied to its text.
 pub fn demo_job(dir: &std::path::Path, replace: &[(&str, &str)]) -> PathBuf {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let tree =
-        run(Command::new(repo.join("scripts/demo-tree")).arg(cache_dir().join("demo-linux")));
-    let tree = String::from_utf8_lossy(&tree).trim().to_owned();
+    let tree = demo_tree().display().to_string();
     let configs = repo.join("kernel-configs");
     let mut text = std::fs::read_to_string(repo.join("jobs/filemap-stall.yaml"))
         .unwrap()
