@@ -167,6 +167,7 @@ fn fill(db: &Path, n: usize) {
                 "bench",
                 None,
                 Some(&reply),
+                &[],
                 1_700_000_003,
             )
             .unwrap();

@@ -921,6 +921,16 @@ pub fn watch(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         } => {
             eprintln!("job {job}: reply <{msgid}> sent ({channel})")
         }
+        Event::CheckSent {
+            job,
+            forge,
+            result: Ok(()),
+        } => eprintln!("job {job}: {forge} check sent"),
+        Event::CheckSent {
+            job,
+            forge,
+            result: Err(error),
+        } => eprintln!("job {job}: {forge} check not sent, will retry: {error}"),
         Event::SendFailed { job, msgid, error } => {
             eprintln!("job {job}: reply <{msgid}> not sent, will retry: {error}")
         }

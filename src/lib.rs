@@ -6,6 +6,7 @@
 //! stall analysis) for the runs' logs.
 
 pub mod build;
+pub mod checks;
 mod child;
 pub mod cli;
 pub mod console;

@@ -18,7 +18,7 @@ use crate::reply::{self, Identity, Logs, Reply, Tested};
 use crate::series::Series;
 use crate::tree::{ApplyOutcome, Tree};
 use crate::verdict::ArmSummary;
-use crate::verdict::protocol::{self, Arm, Next, Policy, Tally, Verdict};
+use crate::verdict::protocol::{self, Arm, Decision, Next, Policy, Tally, Verdict};
 use crate::vm::{self, Guest, Run, Timeouts};
 
 #[derive(Debug, Error)]
@@ -218,6 +218,24 @@ pub fn build_kernel(
     Ok(built?)
 }
 
+/// [`build_kernel`] for one arm, its time added to the test's.
+fn timed_build(
+    job: &JobPlan,
+    tree: &Tree,
+    commit: &str,
+    data: &Path,
+    arm: Arm,
+    timing: &mut Timing,
+    progress: &mut dyn FnMut(Stage<'_>),
+) -> Result<Kernel, PipelineError> {
+    let t = Instant::now();
+    let built = build_kernel(job, tree, commit, data, &mut |p| {
+        progress(Stage::Building { arm, progress: p })
+    });
+    timing.build_s += t.elapsed().as_secs_f64();
+    built
+}
+
 /// The slots this process works in, each taken by one job at a time:
 /// jobs tested at once on the same tree and config take turns at its
 /// worktree (another process finds it locked).
@@ -323,7 +341,7 @@ pub fn test_series(
         answering,
         rev,
         list,
-        mut resume,
+        resume,
         logs,
         logs_url,
     } = request;
@@ -393,15 +411,15 @@ pub fn test_series(
         reply::compose(answering, list, bot, tested, &result)
     };
 
-    let mut build = |arm: Arm, commit: &str, progress: &mut dyn FnMut(Stage<'_>)| {
-        let t = Instant::now();
-        let built = build_kernel(job, &tree, commit, data, &mut |p| {
-            progress(Stage::Building { arm, progress: p })
-        });
-        timing.build_s += t.elapsed().as_secs_f64();
-        built
-    };
-    let base_kernel = build(Arm::Base, &base_hex, progress)?;
+    let base_kernel = timed_build(
+        job,
+        &tree,
+        &base_hex,
+        data,
+        Arm::Base,
+        &mut timing,
+        progress,
+    )?;
 
     progress(Stage::Applying);
     let slot = slot(job, &tree, data)?;
@@ -435,31 +453,252 @@ pub fn test_series(
         }
     };
     tested.patched_commit = Some(head.clone());
-    let patched_kernel = match build(Arm::Patched, &head, progress) {
+    let measured = run_arms(
+        Arms {
+            job,
+            tree: &tree,
+            data,
+            base: &base_hex,
+            base_kernel,
+            head: &head,
+            target: &target,
+            resume,
+            logs,
+        },
+        &mut timing,
+        progress,
+    )?;
+    let reply = finish(measured.result(target_why, logs_url), &tested);
+    timing.total_s = started.elapsed().as_secs_f64();
+    let (verdict, detail) = measured.verdict();
+    Ok(Outcome {
+        verdict,
+        detail,
+        reply,
+        timing,
+    })
+}
+
+/// Two commits to test against each other: a pull request's head and the
+/// base it branched from.
+pub struct CommitsRequest {
+    /// The base's name, as the report shows it (a branch).
+    pub base_label: String,
+    pub base: git2::Oid,
+    pub head: git2::Oid,
+    /// What the head is, in one line (`#7 "mm: fix ..."`).
+    pub subject: String,
+    pub resume: Vec<PastRun>,
+    pub logs: Option<PathBuf>,
+    pub logs_url: Option<String>,
+}
+
+/// The result of testing two commits: the verdict and the report that
+/// says it, with the crashes of the head's runs for annotations.
+pub struct CommitsOutcome {
+    pub verdict: Verdict,
+    pub detail: String,
+    /// The plain-text report, as the mail's body has it.
+    pub report: String,
+    /// The protocol's decision, when the runs were made.
+    pub decision: Option<Decision>,
+    /// The crashes of the head's runs, one of each title, the target's
+    /// first.
+    pub head_crashes: Vec<HeadCrash>,
+    /// Runs of the head that did not end clean: a crash of any kind, a
+    /// hang, a boot failure.
+    pub unclean_head_runs: u32,
+    pub timing: Timing,
+}
+
+/// A crash seen in the head's runs.
+pub struct HeadCrash {
+    /// Whether it is the bug the job tests.
+    pub target: bool,
+    pub crash: crate::console::Crash,
+}
+
+/// Tests `head` against `base` with `job`: both kernels built, runs until
+/// the protocol decides. The target is the job's, else any crash.
+pub fn test_commits(
+    tree: &Tree,
+    request: CommitsRequest,
+    job: &JobPlan,
+    data: &Path,
+    progress: &mut dyn FnMut(Stage<'_>),
+) -> Result<CommitsOutcome, PipelineError> {
+    let started = Instant::now();
+    let mut timing = Timing::default();
+    let (target, target_why) = if job.target.is_empty() {
+        (
+            Target::default(),
+            "any crash (the job names none)".to_owned(),
+        )
+    } else {
+        (
+            job.target.clone(),
+            format!("{}, as the job says", job.target),
+        )
+    };
+    let (base, head) = (request.base.to_string(), request.head.to_string());
+    let tested = Tested {
+        job: display_job_path(&job.path),
+        reproducer_timeout_s: job.reproducer.timeout.as_secs(),
+        cpus: job.vm.cpus,
+        base_label: request.base_label,
+        base_commit: base.clone(),
+        patch_subject: request.subject,
+        patched_commit: Some(head.clone()),
+    };
+    let base_kernel = timed_build(job, tree, &base, data, Arm::Base, &mut timing, progress);
+    let measured = run_arms(
+        Arms {
+            job,
+            tree,
+            data,
+            base: &base,
+            base_kernel: base_kernel?,
+            head: &head,
+            target: &target,
+            resume: request.resume,
+            logs: request.logs,
+        },
+        &mut timing,
+        progress,
+    )?;
+    let (head_crashes, unclean_head_runs) = match &measured {
+        Measured::BuildFailed(_) => (Vec::new(), 0),
+        Measured::Ran { patched_runs, .. } => {
+            let mut crashes: Vec<HeadCrash> = Vec::new();
+            for crash in patched_runs.iter().flat_map(|r| &r.analysis.crashes) {
+                if !crashes.iter().any(|c| c.crash.title == crash.title) {
+                    crashes.push(HeadCrash {
+                        target: target.matches(crash),
+                        crash: crash.clone(),
+                    });
+                }
+            }
+            crashes.sort_by_key(|c| !c.target);
+            let unclean = patched_runs
+                .iter()
+                .filter(|r| r.outcome != vm::Outcome::Clean)
+                .count() as u32;
+            (crashes, unclean)
+        }
+    };
+    let report = reply::body(&tested, &measured.result(target_why, request.logs_url));
+    timing.total_s = started.elapsed().as_secs_f64();
+    let (verdict, detail) = measured.verdict();
+    Ok(CommitsOutcome {
+        verdict,
+        detail,
+        report,
+        decision: match measured {
+            Measured::Ran { decision, .. } => Some(decision),
+            Measured::BuildFailed(_) => None,
+        },
+        head_crashes,
+        unclean_head_runs,
+        timing,
+    })
+}
+
+/// What the arms are run with.
+struct Arms<'a> {
+    job: &'a JobPlan,
+    tree: &'a Tree,
+    data: &'a Path,
+    base: &'a str,
+    base_kernel: Kernel,
+    head: &'a str,
+    target: &'a Target,
+    resume: Vec<PastRun>,
+    logs: Option<PathBuf>,
+}
+
+/// The patched kernel built and both arms run.
+// One value per test: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Measured {
+    /// The patched kernel does not build: the patch's fault.
+    BuildFailed(crate::build::CompileFailure),
+    Ran {
+        decision: Decision,
+        base: ArmSummary,
+        patched: ArmSummary,
+        /// The first report of the target, with its title.
+        first_report: Option<String>,
+        patched_runs: Vec<Run>,
+    },
+}
+
+impl Measured {
+    /// The result as the report states it: what counted as the bug, and
+    /// where the logs are (the first report inline without a URL).
+    fn result(&self, target: String, logs_url: Option<String>) -> reply::Result<'_> {
+        match self {
+            Measured::BuildFailed(failure) => reply::Result::BuildFailed {
+                error: failure.error.to_string(),
+                log: Some(failure.log.display().to_string()),
+            },
+            Measured::Ran {
+                decision,
+                base,
+                patched,
+                first_report,
+                ..
+            } => reply::Result::Ran {
+                decision,
+                base,
+                patched,
+                target,
+                logs: match logs_url {
+                    Some(url) => Logs::Url(url),
+                    None => Logs::Inline(first_report.clone().unwrap_or_default()),
+                },
+            },
+        }
+    }
+
+    /// The verdict and, in one line, why.
+    fn verdict(&self) -> (Verdict, String) {
+        match self {
+            Measured::BuildFailed(failure) => (Verdict::BuildFailed, failure.error.to_string()),
+            Measured::Ran { decision, .. } => (decision.verdict, decision.reason.clone()),
+        }
+    }
+}
+
+/// Builds the head's kernel, then runs base and head interleaved until
+/// the protocol decides, taking the recorded runs of an interrupted
+/// attempt first.
+fn run_arms(
+    arms: Arms<'_>,
+    timing: &mut Timing,
+    progress: &mut dyn FnMut(Stage<'_>),
+) -> Result<Measured, PipelineError> {
+    let Arms {
+        job,
+        tree,
+        data,
+        base,
+        base_kernel,
+        head,
+        target,
+        mut resume,
+        logs,
+    } = arms;
+    let patched_kernel = match timed_build(job, tree, head, data, Arm::Patched, timing, progress) {
         Ok(k) => k,
         Err(PipelineError::Build(BuildError::Compile(failure))) => {
-            let detail = failure.error.to_string();
-            let reply = finish(
-                reply::Result::BuildFailed {
-                    error: failure.error.to_string(),
-                    log: Some(failure.log.display().to_string()),
-                },
-                &tested,
-            );
-            timing.total_s = started.elapsed().as_secs_f64();
-            return Ok(Outcome {
-                verdict: Verdict::BuildFailed,
-                detail,
-                reply,
-                timing,
-            });
+            return Ok(Measured::BuildFailed(failure));
         }
         Err(e) => return Err(e),
     };
 
     let run_dir = logs.unwrap_or_else(|| {
         data.join("runs")
-            .join(format!("{}-{}-{}", job.name, &base_hex[..12], &head[..12]))
+            .join(format!("{}-{}-{}", job.name, &base[..12], &head[..12]))
     });
     std::fs::create_dir_all(&run_dir).map_err(|source| PipelineError::Io {
         what: format!("creating {}", run_dir.display()),
@@ -471,7 +710,7 @@ pub fn test_series(
     let timeouts = timeouts(job);
     let policy = Policy::new(job.limits.runs);
     // Past runs of other kernels (the branch moved) are of no use.
-    resume.retain(|p| &p.commit == if p.arm == Arm::Base { &base_hex } else { &head });
+    resume.retain(|p| p.commit == if p.arm == Arm::Base { base } else { head });
     let mut tally = Tally::default();
     let (mut base_runs, mut patched_runs) = (Vec::<Run>::new(), Vec::<Run>::new());
     let decision = loop {
@@ -480,8 +719,8 @@ pub fn test_series(
             Next::Run(arm) => arm,
         };
         let (guest, runs, name, commit) = match arm {
-            Arm::Base => (&base_guest, &mut base_runs, "base", &base_hex),
-            Arm::Patched => (&patched_guest, &mut patched_runs, "patched", &head),
+            Arm::Base => (&base_guest, &mut base_runs, "base", base),
+            Arm::Patched => (&patched_guest, &mut patched_runs, "patched", head),
         };
         let index = runs.len() as u32 + 1;
         let past = resume
@@ -499,7 +738,7 @@ pub fn test_series(
                 run
             }
         };
-        tally.add(arm, protocol::count(&run, &target));
+        tally.add(arm, protocol::count(&run, target));
         progress(Stage::Ran {
             arm,
             commit,
@@ -516,27 +755,12 @@ pub fn test_series(
         .flat_map(|r| &r.analysis.crashes)
         .find(|c| target.matches(c))
         .map(|c| format!("{}\n\n{}", c.title, c.report));
-    let base_summary = ArmSummary::of(&base_runs, &target);
-    let patched_summary = ArmSummary::of(&patched_runs, &target);
-    let reply = finish(
-        reply::Result::Ran {
-            decision: &decision,
-            base: &base_summary,
-            patched: &patched_summary,
-            target: target_why,
-            logs: match logs_url {
-                Some(url) => Logs::Url(url),
-                None => Logs::Inline(first_report.unwrap_or_default()),
-            },
-        },
-        &tested,
-    );
-    timing.total_s = started.elapsed().as_secs_f64();
-    Ok(Outcome {
-        verdict: decision.verdict,
-        detail: decision.reason,
-        reply,
-        timing,
+    Ok(Measured::Ran {
+        base: ArmSummary::of(&base_runs, target),
+        patched: ArmSummary::of(&patched_runs, target),
+        decision,
+        first_report,
+        patched_runs,
     })
 }
 

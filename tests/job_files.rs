@@ -87,6 +87,17 @@ fn good_job_parses() {
     let plan = job::parse(&root().join("jobs/t.yaml"), GOOD).unwrap();
     assert_eq!(plan.limits.runs, 5);
     assert_eq!(plan.tree.url, "/srv/linux");
+    assert_eq!(plan.github, None);
+
+    let text = GOOD.replace(
+        "name: t\n",
+        "name: t\ngithub: octo/linux\npatchwork:\n  url: https://patchwork.kernel.org\n  project: linux-mm\n",
+    );
+    let plan = job::parse(&root().join("jobs/t.yaml"), &text).unwrap();
+    assert_eq!(plan.github.as_deref(), Some("octo/linux"));
+    let patchwork = plan.patchwork.unwrap();
+    assert_eq!(patchwork.url, "https://patchwork.kernel.org");
+    assert_eq!(patchwork.project.as_deref(), Some("linux-mm"));
 }
 
 #[test]
@@ -125,6 +136,17 @@ fn errors_name_file_line_and_field() {
             "missing field `tree`",
         ),
         ("name: [unclosed".to_owned(), "jobs/t.yaml:1:"),
+        (
+            GOOD.replace("name: t\n", "name: t\ngithub: linux\n"),
+            "jobs/t.yaml:2: github: `linux` is not a repository (owner/name)",
+        ),
+        (
+            GOOD.replace(
+                "name: t\n",
+                "name: t\npatchwork: {url: patchwork.kernel.org}\n",
+            ),
+            "jobs/t.yaml:2: patchwork.url: `patchwork.kernel.org` is not an http(s) URL",
+        ),
     ];
     for (text, want) in cases {
         let err = error_of(&text);

@@ -107,6 +107,7 @@ fn bot_data(name: &str, lore: &support::Lore) -> (PathBuf, i64) {
                 "after 14 clean runs",
                 Some("{\"build_s\":0.1,\"guest_s\":66.4,\"total_s\":68.0}"),
                 Some(&reply),
+                &[],
                 1003,
             )
             .unwrap();

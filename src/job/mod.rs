@@ -43,6 +43,13 @@ pub struct JobSpec {
     pub tree: TreeSpec,
     #[serde(default)]
     pub lists: Vec<String>,
+    /// A GitHub repository (`owner/name`) whose open pull requests are
+    /// tested, each head commit against its base.
+    #[serde(default)]
+    pub github: Option<String>,
+    /// A patchwork instance that gets a check on each tested patch.
+    #[serde(default)]
+    pub patchwork: Option<PatchworkSpec>,
     pub kernel: KernelSpec,
     pub reproducer: ReproducerSpec,
     #[serde(default)]
@@ -62,6 +69,16 @@ pub struct TreeSpec {
     pub url: String,
     #[serde(default)]
     pub branch: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchworkSpec {
+    /// `https://patchwork.kernel.org`.
+    pub url: String,
+    /// The project's link name (`linux-mm`), to narrow the lookup.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +161,9 @@ pub struct JobPlan {
     pub description: String,
     pub tree: Tree,
     pub lists: Vec<String>,
+    /// `owner/name` on GitHub.
+    pub github: Option<String>,
+    pub patchwork: Option<PatchworkSpec>,
     pub kernel: KernelConfig,
     pub reproducer: Reproducer,
     pub vm: Vm,
@@ -445,6 +465,31 @@ impl Checker<'_> {
             return Err(self.err("target.titles", "an empty title"));
         }
 
+        let github = match spec.github.as_deref().map(str::trim) {
+            None => None,
+            Some(repo) => match repo.split_once('/') {
+                Some((owner, name))
+                    if !owner.is_empty() && !name.is_empty() && !name.contains('/') =>
+                {
+                    Some(repo.to_owned())
+                }
+                _ => {
+                    return Err(self.err(
+                        "github",
+                        format_args!("`{repo}` is not a repository (owner/name)"),
+                    ));
+                }
+            },
+        };
+        if let Some(pw) = &spec.patchwork
+            && !(pw.url.starts_with("https://") || pw.url.starts_with("http://"))
+        {
+            return Err(self.err(
+                "patchwork.url",
+                format_args!("`{}` is not an http(s) URL", pw.url),
+            ));
+        }
+
         let l = &spec.limits;
         let runs = l.runs.unwrap_or(20);
         if runs == 0 {
@@ -483,6 +528,8 @@ impl Checker<'_> {
                 branch: spec.tree.branch,
             },
             lists: spec.lists,
+            github,
+            patchwork: spec.patchwork,
             kernel: KernelConfig { base, fragments },
             reproducer: Reproducer {
                 script,
@@ -572,14 +619,20 @@ pub(crate) fn line_of(text: &str, field: &str) -> Option<usize> {
     let mut min_indent = 0;
     let lines: Vec<&str> = text.lines().collect();
     for key in field.split('.') {
-        let hit = lines.iter().enumerate().skip(from).find_map(|(i, l)| {
-            let indent = l.len() - l.trim_start().len();
-            let body = l.trim_start().trim_start_matches("- ");
-            (indent >= min_indent
-                && body.starts_with(key)
-                && body[key.len()..].trim_start().starts_with(':'))
-            .then_some((i, indent))
+        let block = lines.iter().enumerate().skip(from).filter(|(_, l)| {
+            let body = l.trim_start();
+            !body.is_empty() && !body.starts_with('#')
         });
+        // A nested key is looked for in its parent's block only (a parent
+        // written `{url: x}` has none).
+        let hit = block
+            .take_while(|(_, l)| l.len() - l.trim_start().len() >= min_indent)
+            .find_map(|(i, l)| {
+                let indent = l.len() - l.trim_start().len();
+                let body = l.trim_start().trim_start_matches("- ");
+                (body.starts_with(key) && body[key.len()..].trim_start().starts_with(':'))
+                    .then_some((i, indent))
+            });
         match hit {
             Some((i, indent)) => {
                 found = Some(i + 1);

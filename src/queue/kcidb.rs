@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::rfc3339;
+use crate::mail::rfc3339;
 use crate::store::{JobDetail, RunRow, SeriesDetail, Store, StoreError};
 
 const ORIGIN: &str = "lorebot";

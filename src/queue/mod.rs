@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::mail::rfc3339;
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -372,18 +373,6 @@ fn atom(base: &str, verdicts: &[(SeriesRow, i64)]) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{}\n",
         feed.into_string()
-    )
-}
-
-/// Unix time as an RFC 3339 UTC timestamp.
-fn rfc3339(t: i64) -> String {
-    let (y, mo, d) = crate::mail::civil_from_days(t.div_euclid(86_400));
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
     )
 }
 

@@ -114,6 +114,38 @@ pub fn compose(
     tested: &Tested,
     result: &Result<'_>,
 ) -> Reply {
+    let mut text = body(tested, result);
+    if result.verdict() == Verdict::Fixed {
+        let _ = writeln!(text, "\nTested-by: {} <{}>", bot.name, bot.email);
+    }
+    envelope(
+        answering,
+        list,
+        bot,
+        &[
+            answering.message_id.as_bytes(),
+            tested.base_commit.as_bytes(),
+            tested.patched_commit.as_deref().unwrap_or("").as_bytes(),
+            tested.job.as_bytes(),
+        ],
+        text,
+    )
+}
+
+impl Result<'_> {
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Result::Ran { decision, .. } => decision.verdict,
+            Result::ApplyFailed { .. } => Verdict::ApplyFailed,
+            Result::BuildFailed { .. } => Verdict::BuildFailed,
+        }
+    }
+}
+
+/// The report itself, within 80 columns: what was tested, the table, the
+/// verdict and its justification. The mail and the GitHub check run both
+/// carry it.
+pub fn body(tested: &Tested, result: &Result<'_>) -> String {
     let mut body = String::new();
     let patched = tested
         .patched_commit
@@ -132,7 +164,7 @@ pub fn compose(
             WIDTH
         )
     );
-    let verdict = match result {
+    match result {
         Result::Ran {
             decision,
             base,
@@ -173,7 +205,6 @@ pub fn compose(
                     }
                 }
             }
-            decision.verdict
         }
         Result::ApplyFailed { patch, detail } => {
             body.push('\n');
@@ -187,7 +218,6 @@ pub fn compose(
             for line in detail.lines().take(30) {
                 let _ = writeln!(body, "  {}", truncate(line, WIDTH - 2));
             }
-            Verdict::ApplyFailed
         }
         Result::BuildFailed { error, log } => {
             body.push('\n');
@@ -201,24 +231,9 @@ pub fn compose(
                 // A path is not wrapped: it stays whole on its own line.
                 let _ = writeln!(body, "\nBuild log:\n{log}");
             }
-            Verdict::BuildFailed
         }
-    };
-    if verdict == Verdict::Fixed {
-        let _ = writeln!(body, "\nTested-by: {} <{}>", bot.name, bot.email);
     }
-    envelope(
-        answering,
-        list,
-        bot,
-        &[
-            answering.message_id.as_bytes(),
-            tested.base_commit.as_bytes(),
-            tested.patched_commit.as_deref().unwrap_or("").as_bytes(),
-            tested.job.as_bytes(),
-        ],
-        body,
-    )
+    body
 }
 
 /// The reply to a request lorebot will not carry out, saying why and what

@@ -9,6 +9,7 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Store, StoreError};
+use crate::checks::github::Pull;
 
 /// A job taken from the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +28,38 @@ pub struct QueuedJob {
     /// The command that asked for the test: its mail and the command as
     /// JSON.
     pub command: Option<(String, String)>,
+    /// The pull request head to test.
+    pub pull: Option<QueuedPull>,
+}
+
+/// A pull request head taken from the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedPull {
+    pub repo: String,
+    pub pull: Pull,
+    /// A newer head of the same pull request was seen.
+    pub superseded: bool,
+    /// The check run an earlier attempt made.
+    pub check_run: Option<u64>,
+}
+
+/// A check to record with a job's result: for `forge`, its payload as
+/// JSON.
+pub struct NewCheck<'a> {
+    pub forge: &'a str,
+    pub payload: &'a str,
+}
+
+/// A check recorded but not yet sent.
+#[derive(Clone, Debug)]
+pub struct UnsentCheck {
+    pub id: i64,
+    pub job_id: i64,
+    pub forge: String,
+    pub payload: String,
+    /// The job's pull request and check run, for GitHub.
+    pub repo: Option<String>,
+    pub check_run: Option<u64>,
 }
 
 /// One recorded run of a job.
@@ -66,13 +99,16 @@ pub struct UnsentReply {
 pub struct JobRow {
     pub id: i64,
     pub job: String,
+    /// The list, or the GitHub repository.
     pub list: Option<String>,
     pub state: String,
     /// What a running job is doing: applying, building, testing.
     pub stage: Option<String>,
     pub verdict: Option<String>,
     pub detail: Option<String>,
+    /// The series' subject, or `#N title` of a pull request.
     pub subject: Option<String>,
+    /// The series' Message-ID, or the pull request's page.
     pub series: Option<String>,
     pub command: Option<String>,
     pub attempts: u32,
@@ -133,6 +169,85 @@ impl Store {
         Ok((fixes + commands) as u64)
     }
 
+    /// Records the open pull requests of `repo` and queues a job for each
+    /// head not tested yet by `job_name`; returns how many jobs are new.
+    pub fn queue_pulls(
+        &mut self,
+        repo: &str,
+        job_name: &str,
+        pulls: &[Pull],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut new = 0;
+        for p in pulls {
+            tx.execute(
+                "INSERT OR IGNORE INTO pulls (repo, number, head_sha, base_sha, base_ref, title,
+                                              author, url, clone_url, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    repo,
+                    p.number as i64,
+                    p.head_sha,
+                    p.base_sha,
+                    p.base_ref,
+                    p.title,
+                    p.author,
+                    p.url,
+                    p.clone_url,
+                    now
+                ],
+            )?;
+            new += tx.execute(
+                "INSERT OR IGNORE INTO jobs (pull_id, job_name, created, updated)
+                 SELECT id, ?4, ?5, ?5 FROM pulls
+                 WHERE repo = ?1 AND number = ?2 AND head_sha = ?3",
+                params![repo, p.number as i64, p.head_sha, job_name, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(new as u64)
+    }
+
+    /// Notes the check run made for a job, so a restart finds it.
+    pub fn set_check_run(&mut self, job_id: i64, check_run: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET check_run = ?2 WHERE id = ?1",
+            params![job_id, check_run as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Checks recorded and not yet sent, oldest first: all, or `job`'s.
+    pub fn unsent_checks(&self, job: Option<i64>) -> Result<Vec<UnsentCheck>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT c.id, c.job_id, c.forge, c.payload, p.repo, j.check_run FROM checks c
+             JOIN jobs j ON j.id = c.job_id
+             LEFT JOIN pulls p ON p.id = j.pull_id
+             WHERE c.sent IS NULL AND ifnull(?1, c.job_id) = c.job_id ORDER BY c.id",
+        )?;
+        let rows = st.query_map([job], |r| {
+            Ok(UnsentCheck {
+                id: r.get(0)?,
+                job_id: r.get(1)?,
+                forge: r.get(2)?,
+                payload: r.get(3)?,
+                repo: r.get(4)?,
+                check_run: r.get::<_, Option<i64>>(5)?.map(|id| id as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a check sent, or notes why sending failed (it stays unsent).
+    pub fn check_sent(
+        &mut self,
+        check_id: i64,
+        result: Result<i64, &str>,
+    ) -> Result<(), StoreError> {
+        self.mark_sent("checks", check_id, result)
+    }
+
     /// Puts back in the queue the jobs a dead process was running. Only
     /// the one process that runs jobs may call this.
     pub fn requeue_interrupted(&mut self, now: i64) -> Result<u64, StoreError> {
@@ -170,11 +285,16 @@ impl Store {
             Some(id) => Some(tx.query_row(
                 "SELECT j.id, ifnull(j.list_id, 0), j.job_name, j.attempts,
                         s.series_msgid, s.superseded_by IS NOT NULL, c.msgid, c.command,
-                        ifnull(l.name, ''), j.series_id
+                        ifnull(l.name, ''), j.series_id,
+                        p.repo, p.number, p.title, p.author, p.url, p.head_sha, p.base_sha,
+                        p.base_ref, p.clone_url, j.check_run,
+                        EXISTS (SELECT 1 FROM pulls n
+                                WHERE n.repo = p.repo AND n.number = p.number AND n.id > p.id)
                  FROM jobs j
                  LEFT JOIN lists l ON l.id = j.list_id
                  LEFT JOIN series s ON s.id = j.series_id
                  LEFT JOIN commands c ON c.id = j.command_id
+                 LEFT JOIN pulls p ON p.id = j.pull_id
                  WHERE j.id = ?1",
                 [id],
                 |r| {
@@ -191,6 +311,24 @@ impl Store {
                         series_id: r.get(9)?,
                         command: match command {
                             Some(msgid) => Some((msgid, r.get(7)?)),
+                            None => None,
+                        },
+                        pull: match r.get::<_, Option<String>>(10)? {
+                            Some(repo) => Some(QueuedPull {
+                                repo,
+                                pull: Pull {
+                                    number: r.get::<_, i64>(11)? as u64,
+                                    title: r.get(12)?,
+                                    author: r.get(13)?,
+                                    url: r.get(14)?,
+                                    head_sha: r.get(15)?,
+                                    base_sha: r.get(16)?,
+                                    base_ref: r.get(17)?,
+                                    clone_url: r.get(18)?,
+                                },
+                                check_run: r.get::<_, Option<i64>>(19)?.map(|id| id as u64),
+                                superseded: r.get(20)?,
+                            }),
                             None => None,
                         },
                     })
@@ -261,8 +399,8 @@ impl Store {
     }
 
     /// Ends a job in `state` (`done`, `refused`) with its verdict and
-    /// records its reply, in one transaction: the reply exists exactly when
-    /// the job has ended.
+    /// records its reply and checks, in one transaction: they exist exactly
+    /// when the job has ended.
     #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &mut self,
@@ -272,6 +410,7 @@ impl Store {
         detail: &str,
         timing: Option<&str>,
         reply: Option<&NewReply<'_>>,
+        checks: &[NewCheck<'_>],
         now: i64,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -293,6 +432,12 @@ impl Store {
                     r.body,
                     now
                 ],
+            )?;
+        }
+        for c in checks {
+            tx.execute(
+                "INSERT INTO checks (job_id, forge, payload, created) VALUES (?1, ?2, ?3, ?4)",
+                params![job_id, c.forge, c.payload, now],
             )?;
         }
         tx.commit()?;
@@ -326,14 +471,25 @@ impl Store {
         reply_id: i64,
         result: Result<i64, &str>,
     ) -> Result<(), StoreError> {
+        self.mark_sent("replies", reply_id, result)
+    }
+
+    /// Marks row `id` of an outgoing table (`replies`, `checks`) sent, or
+    /// notes the error.
+    fn mark_sent(
+        &mut self,
+        table: &'static str,
+        id: i64,
+        result: Result<i64, &str>,
+    ) -> Result<(), StoreError> {
         match result {
             Ok(now) => self.conn.execute(
-                "UPDATE replies SET sent = ?2, error = NULL WHERE id = ?1",
-                params![reply_id, now],
+                &format!("UPDATE {table} SET sent = ?2, error = NULL WHERE id = ?1"),
+                params![id, now],
             )?,
             Err(error) => self.conn.execute(
-                "UPDATE replies SET error = ?2 WHERE id = ?1",
-                params![reply_id, error],
+                &format!("UPDATE {table} SET error = ?2 WHERE id = ?1"),
+                params![id, error],
             )?,
         };
         Ok(())
@@ -342,8 +498,9 @@ impl Store {
     /// The most recent jobs, newest first.
     pub fn jobs(&self, limit: u32) -> Result<Vec<JobRow>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT j.id, j.job_name, l.name, j.state, j.verdict, j.detail, s.subject,
-                    s.series_msgid, c.msgid, j.attempts,
+            "SELECT j.id, j.job_name, ifnull(l.name, pr.repo), j.state, j.verdict, j.detail,
+                    ifnull(s.subject, '#' || pr.number || ' ' || pr.title),
+                    ifnull(s.series_msgid, pr.url), c.msgid, j.attempts,
                     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.arm = 'base'),
                     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.arm = 'patched'),
                     p.sent, p.error, p.id IS NOT NULL, j.timing, j.created, j.updated, j.stage
@@ -352,6 +509,7 @@ impl Store {
              LEFT JOIN series s ON s.id = j.series_id
              LEFT JOIN commands c ON c.id = j.command_id
              LEFT JOIN replies p ON p.job_id = j.id
+             LEFT JOIN pulls pr ON pr.id = j.pull_id
              ORDER BY j.id DESC LIMIT ?1",
         )?;
         let rows = st.query_map([limit], |r| {
@@ -453,6 +611,85 @@ mod tests {
         l
     }
 
+    fn pull(number: u64, head: &str) -> Pull {
+        Pull {
+            number,
+            title: format!("change {number}"),
+            author: Some("dev".into()),
+            url: format!("https://github.com/octo/linux/pull/{number}"),
+            head_sha: head.into(),
+            base_sha: "b".repeat(40),
+            base_ref: "master".into(),
+            clone_url: "https://github.com/octo/linux.git".into(),
+        }
+    }
+
+    #[test]
+    fn each_pull_request_head_is_queued_once_and_a_pushed_one_supersedes_it() {
+        let (mut s, dir) = store("pulls");
+        let first = [pull(1, "h1"), pull(2, "h2")];
+        assert_eq!(s.queue_pulls("octo/linux", "job", &first, 1).unwrap(), 2);
+        assert_eq!(s.queue_pulls("octo/linux", "job", &first, 2).unwrap(), 0);
+        assert_eq!(s.queue_pulls("octo/linux", "other", &first, 2).unwrap(), 2);
+        // Pull request 1 gets a new head before its test starts.
+        assert_eq!(
+            s.queue_pulls("octo/linux", "job", &[pull(1, "h3")], 3)
+                .unwrap(),
+            1
+        );
+
+        let job = s.claim(4).unwrap().unwrap();
+        let queued = job.pull.unwrap();
+        assert_eq!(
+            (queued.repo.as_str(), queued.pull.number),
+            ("octo/linux", 1)
+        );
+        assert_eq!(queued.pull.head_sha, "h1");
+        assert!(queued.superseded, "h3 was pushed after h1");
+        assert_eq!(queued.check_run, None);
+        assert!(job.series.is_none() && job.command.is_none());
+
+        let job = s.claim(5).unwrap().unwrap();
+        let queued = job.pull.unwrap();
+        assert_eq!(queued.pull, pull(2, "h2"));
+        assert!(!queued.superseded);
+        s.set_check_run(job.id, 1000).unwrap();
+        let payload = r#"{"conclusion":"success"}"#;
+        s.finish(
+            job.id,
+            "done",
+            Some("FIXED"),
+            "ok",
+            None,
+            None,
+            &[NewCheck {
+                forge: "github",
+                payload,
+            }],
+            6,
+        )
+        .unwrap();
+        let unsent = s.unsent_checks(None).unwrap();
+        assert_eq!(unsent.len(), 1);
+        assert_eq!(unsent[0].repo.as_deref(), Some("octo/linux"));
+        assert_eq!(unsent[0].check_run, Some(1000));
+        assert_eq!(unsent[0].payload, payload);
+        s.check_sent(unsent[0].id, Err("GitHub 502")).unwrap();
+        assert_eq!(
+            s.unsent_checks(Some(job.id)).unwrap().len(),
+            1,
+            "tried again"
+        );
+        s.check_sent(unsent[0].id, Ok(7)).unwrap();
+        assert!(s.unsent_checks(None).unwrap().is_empty());
+
+        let rows = s.jobs(10).unwrap();
+        let row = rows.iter().find(|r| r.id == job.id).unwrap();
+        assert_eq!(row.list.as_deref(), Some("octo/linux"));
+        assert_eq!(row.subject.as_deref(), Some("#2 change 2"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn a_fix_is_queued_once_and_only_when_new() {
         let (mut s, dir) = store("queue");
@@ -499,8 +736,17 @@ mod tests {
             recipients: "[]",
             body: b"mail",
         };
-        s.finish(job.id, "done", Some("FIXED"), "ok", None, Some(&reply), 10)
-            .unwrap();
+        s.finish(
+            job.id,
+            "done",
+            Some("FIXED"),
+            "ok",
+            None,
+            Some(&reply),
+            &[],
+            10,
+        )
+        .unwrap();
         let unsent = s.unsent_replies(None).unwrap();
         assert_eq!(s.unsent_replies(Some(job.id + 1)).unwrap().len(), 0);
         assert_eq!(unsent.len(), 1);

@@ -12,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 mod jobs;
 mod pages;
 
-pub use jobs::{JobRow, NewReply, QueuedJob, RecordedRun, UnsentReply};
+pub use jobs::{
+    JobRow, NewCheck, NewReply, QueuedJob, QueuedPull, RecordedRun, UnsentCheck, UnsentReply,
+};
 pub use pages::{JobDetail, RunRow, SeriesDetail, SeriesFilter, SeriesRow};
 use thiserror::Error;
 
@@ -183,6 +185,41 @@ ALTER TABLE replies ADD COLUMN error TEXT;
 -- What a running job is doing (applying, building, testing), for the queue page.
 ALTER TABLE jobs ADD COLUMN stage TEXT;
 CREATE INDEX jobs_series ON jobs (series_id);
+"#,
+    r#"
+-- A pull request's head commit as seen on GitHub: each new head is a row.
+CREATE TABLE pulls (
+    id INTEGER PRIMARY KEY,
+    repo TEXT NOT NULL, -- owner/name
+    number INTEGER NOT NULL,
+    head_sha TEXT NOT NULL,
+    base_sha TEXT NOT NULL,
+    base_ref TEXT NOT NULL,
+    title TEXT NOT NULL,
+    author TEXT,
+    url TEXT NOT NULL,
+    clone_url TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    UNIQUE (repo, number, head_sha)
+);
+ALTER TABLE jobs ADD COLUMN pull_id INTEGER REFERENCES pulls(id);
+-- GitHub's id of the job's check run, once made.
+ALTER TABLE jobs ADD COLUMN check_run INTEGER;
+DROP INDEX jobs_once;
+CREATE UNIQUE INDEX jobs_once
+    ON jobs (ifnull(series_id, 0), ifnull(command_id, 0), ifnull(pull_id, 0), job_name);
+-- A check (GitHub check run, patchwork check) is recorded with the
+-- verdict and marked sent after, like a reply.
+CREATE TABLE checks (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    forge TEXT NOT NULL, -- github or patchwork
+    payload TEXT NOT NULL, -- JSON
+    created INTEGER NOT NULL,
+    sent INTEGER,
+    error TEXT,
+    UNIQUE (job_id, forge)
+);
 "#,
 ];
 

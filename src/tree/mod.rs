@@ -266,6 +266,80 @@ impl Tree {
         Ok(())
     }
 
+    /// Fetches one ref of `url` (a pull request's head, which no configured
+    /// remote carries) into `local`, forced; returns its commit.
+    pub fn fetch_ref(&self, url: &str, remote_ref: &str, local: &str) -> Result<Oid, FetchError> {
+        let fetch_err = |source| FetchError::Fetch {
+            remote: remote_ref.to_owned(),
+            url: url.to_owned(),
+            path: self.path.clone(),
+            source,
+        };
+        let mut remote = self.repo.remote_anonymous(url).map_err(fetch_err)?;
+        remote
+            .fetch(&[format!("+{remote_ref}:{local}")], None, None)
+            .map_err(fetch_err)?;
+        self.repo
+            .find_reference(local)
+            .and_then(|r| r.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(fetch_err)
+    }
+
+    /// The newest common ancestor of two commits: what a pull request's
+    /// head changes is tested against it.
+    pub fn merge_base(&self, a: Oid, b: Oid) -> Result<Oid, ResolveError> {
+        self.repo
+            .merge_base(a, b)
+            .map_err(|source| ResolveError::Repo {
+                rev: format!("merge-base {a} {b}"),
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Where `function` is defined at `commit`: the file and line of its C
+    /// definition, when one file alone defines it (a `static` function of
+    /// the same name in two files is ambiguous, and gives none).
+    pub fn definition(&self, commit: Oid, function: &str) -> Option<(String, u32)> {
+        // `filemap_get_read_batch.isra.0` is the compiler's copy of it.
+        let function = function.split('.').next()?;
+        if function.is_empty()
+            || !function
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return None;
+        }
+        let pattern = format!("^[A-Za-z_].*[^A-Za-z0-9_]{function}\\(");
+        let rev = commit.to_string();
+        let out = git::Git::on_repo(self.repo.path())
+            .output(["grep", "-n", "-E", &pattern, &rev, "--", "*.c"], None)
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let prefix = format!("{rev}:");
+        let mut found: Vec<(String, u32)> = out
+            .text
+            .lines()
+            .filter_map(|line| {
+                let (path, rest) = line.strip_prefix(&prefix)?.split_once(':')?;
+                let (number, text) = rest.split_once(':')?;
+                // A prototype, not the definition.
+                if text.trim_end().ends_with(';') {
+                    return None;
+                }
+                Some((path.to_owned(), number.parse().ok()?))
+            })
+            .collect();
+        found.dedup_by(|a, b| a.0 == b.0);
+        match found.len() {
+            1 => found.pop(),
+            _ => None,
+        }
+    }
+
     /// The commit `rev` names: a hash (full or abbreviated), a branch, a
     /// remote branch (`origin/master`), a tag, or any git revision. A
     /// branch missing locally is looked up among remote branches; in a

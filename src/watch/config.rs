@@ -17,6 +17,10 @@
 //! poll: 5m
 //! backlog: 7d                         # or `all`: how far back a new list is read
 //! web_url: https://lorebot.example.org # `lorebot serve`: replies link there
+//! github:                             # for jobs that name a repository
+//!   token_file: /etc/lorebot/github-token  # or app_id + private_key_file
+//! patchwork:                          # for jobs that name an instance
+//!   token_file: /etc/lorebot/patchwork-token
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,6 +29,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::checks::github::Auth;
 use crate::job::{self, FileError, JobPlan, line_of, parse_duration, path_in};
 use crate::mail::Address;
 use crate::reply::Identity;
@@ -51,6 +56,31 @@ struct ConfigSpec {
     backlog: Option<String>,
     #[serde(default)]
     web_url: Option<String>,
+    #[serde(default)]
+    github: Option<GitHubSpec>,
+    #[serde(default)]
+    patchwork: Option<PatchworkSpec>,
+}
+
+/// How to reach GitHub: a token, or an app (id and private key).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GitHubSpec {
+    #[serde(default)]
+    api: Option<String>,
+    #[serde(default)]
+    token_file: Option<String>,
+    #[serde(default)]
+    app_id: Option<u64>,
+    #[serde(default)]
+    private_key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchworkSpec {
+    /// A file holding the API token checks are posted with.
+    token_file: String,
 }
 
 /// One of the two.
@@ -113,6 +143,11 @@ pub struct Config {
     pub backlog: Backlog,
     /// Where `lorebot serve` is reached: replies link to the series' page.
     pub web_url: Option<String>,
+    /// The GitHub API and lorebot's credentials there, for jobs that name
+    /// a repository.
+    pub github: Option<(String, Auth)>,
+    /// The API token checks are posted to patchwork with.
+    pub patchwork_token: Option<String>,
 }
 
 impl Config {
@@ -277,6 +312,65 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
         }
         Some(u) => return Err(err("web_url", format!("{u:?} is not an http(s) URL"))),
     };
+    let secret = |field: &str, file: &str| {
+        let file = path_in(path, file);
+        std::fs::read(&file).map_err(|e| err(field, format!("{}: {e}", file.display())))
+    };
+    let github = match spec.github {
+        None => None,
+        Some(g) => {
+            let api = g.api.unwrap_or_else(|| "https://api.github.com".to_owned());
+            if !(api.starts_with("https://") || api.starts_with("http://")) {
+                return Err(err("github.api", format!("{api:?} is not an http(s) URL")));
+            }
+            let auth = match (g.token_file, g.app_id, g.private_key_file) {
+                (Some(file), None, None) => {
+                    let token = secret("github.token_file", &file)?;
+                    Auth::Token(String::from_utf8_lossy(&token).trim().to_owned())
+                }
+                (None, Some(id), Some(file)) => Auth::App {
+                    id,
+                    key_pem: secret("github.private_key_file", &file)?,
+                    key_path: path_in(path, &file).display().to_string(),
+                },
+                _ => {
+                    return Err(err(
+                        "github",
+                        "either token_file, or app_id with private_key_file".to_owned(),
+                    ));
+                }
+            };
+            Some((api.trim_end_matches('/').to_owned(), auth))
+        }
+    };
+    let patchwork_token = match spec.patchwork {
+        None => None,
+        Some(p) => Some(
+            String::from_utf8_lossy(&secret("patchwork.token_file", &p.token_file)?)
+                .trim()
+                .to_owned(),
+        ),
+    };
+    for job in &jobs {
+        if job.github.is_some() && github.is_none() {
+            return Err(err(
+                "github",
+                format!(
+                    "job {} names a GitHub repository: say how to sign in",
+                    job.name
+                ),
+            ));
+        }
+        if job.patchwork.is_some() && patchwork_token.is_none() {
+            return Err(err(
+                "patchwork",
+                format!(
+                    "job {} names a patchwork instance: give its token_file",
+                    job.name
+                ),
+            ));
+        }
+    }
     Ok(Config {
         path: path.to_owned(),
         lore,
@@ -290,6 +384,8 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
         poll,
         backlog,
         web_url,
+        github,
+        patchwork_token,
     })
 }
 
@@ -352,6 +448,18 @@ mod tests {
                 "lore: http://x\nlists: {}\njobs: []\nfrom: b <b@x>\nsmtp: x\n".to_owned(),
                 "unknown field `smtp`",
                 5,
+            ),
+            (
+                "lore: http://x\nlists: {}\njobs: []\nfrom: b <b@x>\ngithub:\n  app_id: 7\n"
+                    .to_owned(),
+                "github: either token_file, or app_id with private_key_file",
+                5,
+            ),
+            (
+                "lore: http://x\nlists: {}\njobs: []\nfrom: b <b@x>\ngithub:\n  token_file: /no/such/token\n"
+                    .to_owned(),
+                "github.token_file: /no/such/token:",
+                6,
             ),
         ];
         for (i, (text, message, line)) in cases.iter().enumerate() {

@@ -16,13 +16,18 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::checks::github::{GitHub, GitHubError};
+use crate::checks::patchwork::{self, SeriesCheck};
+use crate::checks::{CheckReport, Conclusion};
 use crate::lore::{SyncOptions, SyncReport};
 use crate::mail::{Address, DEFAULT_MAX_SIZE, Mail};
 use crate::pipeline::{self, PastRun, Request, Stage, Timing};
 use crate::reply::deliver::{self, Transport};
 use crate::series::CommandKind;
-use crate::store::{NewReply, QueuedJob, RecordedRun, Store, StoreError, UnsentReply};
-use crate::verdict::protocol::Arm;
+use crate::store::{
+    NewCheck, NewReply, QueuedJob, QueuedPull, RecordedRun, Store, StoreError, UnsentReply,
+};
+use crate::verdict::protocol::{Arm, Verdict};
 
 pub use config::Config;
 
@@ -41,6 +46,8 @@ pub enum WatchError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
 }
 
 /// What the bot is doing, for the display.
@@ -98,6 +105,12 @@ pub enum Event<'a> {
         msgid: &'a str,
         error: String,
     },
+    /// A check reached its forge (`github`, `patchwork`), or did not.
+    CheckSent {
+        job: i64,
+        forge: &'a str,
+        result: Result<(), String>,
+    },
     /// Nothing left to do until `next`.
     Idle {
         next: Duration,
@@ -112,6 +125,11 @@ pub fn watch(
     events: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<(), WatchError> {
     let _lock = lock(&config.data_dir)?;
+    let github = match &config.github {
+        Some((api, auth)) => Some(GitHub::new(api, auth.clone())?),
+        None => None,
+    };
+    let github = github.as_ref();
     let db = Store::path_in(&config.data_dir);
     let mut store = Store::open(&db)?;
     let requeued = store.requeue_interrupted(now())?;
@@ -119,14 +137,21 @@ pub fn watch(
         events(Event::Requeued(requeued));
     }
     loop {
-        send_unsent(&mut store, &config.transport, None, events)?;
+        send_unsent(&mut store, config, github, None, events)?;
         store.retry_failed(ATTEMPTS, now())?;
         for list in &config.lists {
             follow(&mut store, config, &list.name, events)?;
         }
+        if let Some(github) = github {
+            for job in &config.jobs {
+                if let Some(repo) = &job.github {
+                    follow_pulls(&mut store, github, repo, &job.name, events)?;
+                }
+            }
+        }
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..config.concurrency)
-                .map(|_| scope.spawn(|| work(&db, config, events)))
+                .map(|_| scope.spawn(|| work(&db, config, github, events)))
                 .collect();
             for worker in workers {
                 match worker.join() {
@@ -220,18 +245,86 @@ fn follow(
     Ok(())
 }
 
+/// Lists the open pull requests of `repo` and queues each new head. A
+/// repository GitHub does not answer for is reported and left for the
+/// next round.
+fn follow_pulls(
+    store: &mut Store,
+    github: &GitHub,
+    repo: &str,
+    job: &str,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), WatchError> {
+    let pulls = match github.open_pulls(repo) {
+        Ok(pulls) => pulls,
+        Err(e) => {
+            events(Event::SyncFailed {
+                list: repo,
+                error: e.to_string(),
+            });
+            return Ok(());
+        }
+    };
+    let new = store.queue_pulls(repo, job, &pulls, now())?;
+    if new > 0 {
+        events(Event::Queued {
+            list: repo,
+            job,
+            new,
+        });
+    }
+    Ok(())
+}
+
 /// One worker: takes queued jobs until none is left.
-fn work(db: &Path, config: &Config, events: &(dyn Fn(Event<'_>) + Sync)) -> Result<(), WatchError> {
+fn work(
+    db: &Path,
+    config: &Config,
+    github: Option<&GitHub>,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), WatchError> {
     let mut store = Store::open(db)?;
     while let Some(job) = store.claim(now())? {
         let id = job.id;
-        match test(&mut store, config, &job, events) {
+        let tested = match &job.pull {
+            Some(pull) => test_pull(&mut store, config, github, &job, pull, events),
+            None => test(&mut store, config, &job, events),
+        };
+        match tested {
             Ok(()) => {}
             Err(Failure::Skip { state, reason }) => {
-                match &job.command {
+                match (&job.command, &job.pull) {
                     // A request is answered, even when refused.
-                    Some((msgid, _)) => refuse(&mut store, config, &job, msgid, &reason)?,
-                    None => store.set_state(id, state, Some(&reason), now())?,
+                    (Some((msgid, _)), _) => refuse(&mut store, config, &job, msgid, &reason)?,
+                    // A check run in progress is ended.
+                    (
+                        _,
+                        Some(QueuedPull {
+                            check_run: Some(_), ..
+                        }),
+                    ) => {
+                        let report = CheckReport {
+                            conclusion: Conclusion::Neutral,
+                            title: format!("not tested: {reason}"),
+                            summary: format!("lorebot did not test this commit: {reason}.\n"),
+                            annotations: Vec::new(),
+                        };
+                        let payload = serde_json::to_string(&report).unwrap_or_default();
+                        store.finish(
+                            id,
+                            state,
+                            None,
+                            &reason,
+                            None,
+                            None,
+                            &[NewCheck {
+                                forge: GITHUB,
+                                payload: &payload,
+                            }],
+                            now(),
+                        )?;
+                    }
+                    _ => store.set_state(id, state, Some(&reason), now())?,
                 }
                 events(Event::Skipped {
                     id,
@@ -246,7 +339,7 @@ fn work(db: &Path, config: &Config, events: &(dyn Fn(Event<'_>) + Sync)) -> Resu
             Err(Failure::Store(e)) => return Err(e.into()),
         }
         // Only this job's reply: another worker sends its own.
-        send_unsent(&mut store, &config.transport, Some(id), events)?;
+        send_unsent(&mut store, config, github, Some(id), events)?;
     }
     Ok(())
 }
@@ -283,17 +376,7 @@ fn test(
     job: &QueuedJob,
     events: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<(), Failure> {
-    let mut plan = config
-        .jobs
-        .iter()
-        .find(|j| j.name == job.job_name)
-        .cloned()
-        .ok_or_else(|| {
-            skip(
-                "refused",
-                format!("job {} is not in the config", job.job_name),
-            )
-        })?;
+    let mut plan = plan_of(config, job)?;
     let mut rev = None;
     let mut answering = None;
     if let Some((msgid, command)) = &job.command {
@@ -353,53 +436,228 @@ fn test(
             .zip(job.series_id)
             .map(|(web, id)| format!("{web}/series/{id}")),
     };
+    let patch_msgids: Vec<String> = request
+        .series
+        .patches
+        .iter()
+        .map(|p| p.msgid.clone())
+        .collect();
+    let logs_url = request.logs_url.clone();
     let outcome = pipeline::test_series(
         request,
         &plan,
         &config.work_dir,
         &config.bot,
-        &mut |stage| {
-            let name = match stage {
-                Stage::Building { .. } => "building",
-                Stage::Applying => "applying",
-                Stage::Ran { .. } => "testing",
-            };
-            if let Err(e) = store.set_stage(job.id, name) {
-                tracing::warn!(job = job.id, error = %e, "cannot note the job's stage");
-            }
-            if let Stage::Ran {
-                arm,
-                commit,
-                run,
-                resumed: false,
-                ..
-            } = &stage
-            {
-                record(store, job.id, *arm, commit, run);
-            }
-            events(Event::Stage { id: job.id, stage });
-        },
+        &mut |stage| on_stage(store, job.id, events, stage),
     )
     .map_err(|e| Failure::Error(e.to_string()))?;
 
-    let timing = serde_json::to_string(&outcome.timing).unwrap_or_default();
     let stored = new_reply(&outcome.reply, &config.transport);
-    store.finish(
+    let patchwork = plan.patchwork.as_ref().map(|pw| {
+        let description = format!("{}: {}", outcome.verdict, outcome.detail);
+        serde_json::to_string(&SeriesCheck {
+            url: pw.url.clone(),
+            project: pw.project.clone(),
+            msgids: patch_msgids,
+            state: patchwork::State::of(outcome.verdict),
+            context: format!("lorebot-{}", plan.name),
+            description: description.chars().take(250).collect(),
+            target_url: logs_url,
+        })
+        .unwrap_or_default()
+    });
+    let checks: Vec<NewCheck<'_>> = patchwork
+        .iter()
+        .map(|payload| NewCheck {
+            forge: PATCHWORK,
+            payload,
+        })
+        .collect();
+    record_verdict(
+        store,
         job.id,
-        "done",
-        Some(&outcome.verdict.to_string()),
-        &outcome.detail,
-        Some(&timing),
+        (outcome.verdict, &outcome.detail, &outcome.timing),
         Some(&stored.as_new()),
+        &checks,
+        events,
+    )
+}
+
+/// Ends a tested job: its verdict, reply and checks recorded in one
+/// transaction, then announced.
+fn record_verdict(
+    store: &mut Store,
+    job_id: i64,
+    (verdict, detail, timing): (Verdict, &str, &Timing),
+    reply: Option<&NewReply<'_>>,
+    checks: &[NewCheck<'_>],
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), Failure> {
+    let timing_json = serde_json::to_string(timing).unwrap_or_default();
+    store.finish(
+        job_id,
+        "done",
+        Some(&verdict.to_string()),
+        detail,
+        Some(&timing_json),
+        reply,
+        checks,
         now(),
     )?;
     events(Event::Finished {
-        id: job.id,
-        verdict: outcome.verdict.to_string(),
-        detail: &outcome.detail,
-        timing: &outcome.timing,
+        id: job_id,
+        verdict: verdict.to_string(),
+        detail,
+        timing,
     });
     Ok(())
+}
+
+/// The job's plan in the config.
+fn plan_of(config: &Config, job: &QueuedJob) -> Result<crate::job::JobPlan, Failure> {
+    config
+        .jobs
+        .iter()
+        .find(|j| j.name == job.job_name)
+        .cloned()
+        .ok_or_else(|| {
+            skip(
+                "refused",
+                format!("job {} is not in the config", job.job_name),
+            )
+        })
+}
+
+/// Notes a stage of the job's test: the stage for the queue page, a run
+/// in the store as soon as it ends, and the event for the display.
+fn on_stage(store: &mut Store, job_id: i64, events: &(dyn Fn(Event<'_>) + Sync), stage: Stage<'_>) {
+    let name = match stage {
+        Stage::Building { .. } => "building",
+        Stage::Applying => "applying",
+        Stage::Ran { .. } => "testing",
+    };
+    if let Err(e) = store.set_stage(job_id, name) {
+        tracing::warn!(job = job_id, error = %e, "cannot note the job's stage");
+    }
+    if let Stage::Ran {
+        arm,
+        commit,
+        run,
+        resumed: false,
+        ..
+    } = &stage
+    {
+        record(store, job_id, *arm, commit, run);
+    }
+    events(Event::Stage { id: job_id, stage });
+}
+
+/// The forges' names in the store.
+const GITHUB: &str = "github";
+const PATCHWORK: &str = "patchwork";
+
+/// Tests a pull request's head against its merge base with the base
+/// branch, with a check run on the head: in progress from the start, its
+/// conclusion recorded with the verdict.
+fn test_pull(
+    store: &mut Store,
+    config: &Config,
+    github: Option<&GitHub>,
+    job: &QueuedJob,
+    queued: &QueuedPull,
+    events: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(), Failure> {
+    let plan = plan_of(config, job)?;
+    let pull = &queued.pull;
+    if queued.superseded {
+        return Err(skip("superseded", "a newer head was pushed"));
+    }
+    let github = github.ok_or_else(|| skip("refused", "the config says no way to reach GitHub"))?;
+    let name = format!("lorebot/{}", plan.name);
+    let check_run = match queued.check_run {
+        Some(id) => id,
+        None => {
+            let id = github
+                .start(
+                    &queued.repo,
+                    &pull.head_sha,
+                    &name,
+                    &job.id.to_string(),
+                    config.web_url.as_deref(),
+                )
+                .map_err(|e| Failure::Error(e.to_string()))?;
+            store.set_check_run(job.id, id)?;
+            id
+        }
+    };
+    tracing::info!(job = job.id, check_run, repo = %queued.repo, pull = pull.number, "check run in progress");
+    let tree =
+        pipeline::open_tree(&plan, &config.work_dir).map_err(|e| Failure::Error(e.to_string()))?;
+    let fetch = |what: &str, local: &str| {
+        tree.fetch_ref(&pull.clone_url, what, local)
+            .map_err(|e| Failure::Error(e.to_string()))
+    };
+    let n = pull.number;
+    let head = fetch(
+        &format!("refs/pull/{n}/head"),
+        &format!("refs/lorebot/pull/{n}/head"),
+    )?;
+    if head.to_string() != pull.head_sha {
+        return Err(skip(
+            "superseded",
+            format!("the pull request's head moved to {head}"),
+        ));
+    }
+    let base_tip = fetch(
+        &format!("refs/heads/{}", pull.base_ref),
+        &format!("refs/lorebot/pull/{n}/base"),
+    )?;
+    let base_sha = tree.resolve(&pull.base_sha).unwrap_or(base_tip);
+    let base = tree
+        .merge_base(base_sha, head)
+        .map_err(|e| Failure::Error(e.to_string()))?;
+    let resume: Vec<PastRun> = store
+        .runs(job.id)?
+        .into_iter()
+        .filter_map(|r| past_run(&r))
+        .collect();
+    let subject = format!("#{n} \"{}\"", pull.title);
+    events(Event::Started {
+        id: job.id,
+        job: &plan.name,
+        subject: &subject,
+        attempt: job.attempts,
+        resumed_runs: resume.len(),
+    });
+    let outcome = pipeline::test_commits(
+        &tree,
+        pipeline::CommitsRequest {
+            base_label: pull.base_ref.clone(),
+            base,
+            head,
+            subject,
+            resume,
+            logs: Some(config.data_dir.join("runs").join(format!("job-{}", job.id))),
+            logs_url: None,
+        },
+        &plan,
+        &config.work_dir,
+        &mut |stage| on_stage(store, job.id, events, stage),
+    )
+    .map_err(|e| Failure::Error(e.to_string()))?;
+    let report = crate::checks::report(&outcome, &tree, head);
+    let payload = serde_json::to_string(&report).unwrap_or_default();
+    record_verdict(
+        store,
+        job.id,
+        (outcome.verdict, &outcome.detail, &outcome.timing),
+        None,
+        &[NewCheck {
+            forge: GITHUB,
+            payload: &payload,
+        }],
+        events,
+    )
 }
 
 /// A reply as the store keeps it.
@@ -458,6 +716,7 @@ fn refuse(
         reason,
         None,
         reply.as_ref().map(StoredReply::as_new).as_ref(),
+        &[],
         now(),
     )?;
     Ok(())
@@ -527,16 +786,45 @@ fn thread_mails(store: &Store, list_id: i64, msgid: &str) -> Result<Vec<Mail>, F
     Ok(mails)
 }
 
-/// Sends the recorded replies not yet sent (all, or `job`'s). A failure
-/// is recorded and the reply tried again next time.
+/// Sends the recorded replies and checks not yet sent (all, or `job`'s).
+/// A failure is recorded and the reply tried again next time.
 fn send_unsent(
     store: &mut Store,
-    transport: &Transport,
+    config: &Config,
+    github: Option<&GitHub>,
     job: Option<i64>,
     events: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<(), WatchError> {
+    for check in store.unsent_checks(job)? {
+        let sent = match check.forge.as_str() {
+            GITHUB => match (github, &check.repo, check.check_run) {
+                (Some(github), Some(repo), Some(id)) => {
+                    serde_json::from_str::<CheckReport>(&check.payload)
+                        .map_err(|e| format!("recorded check unreadable: {e}"))
+                        .and_then(|r| github.complete(repo, id, &r).map_err(|e| e.to_string()))
+                }
+                _ => Err("no GitHub client, pull request or check run for it".to_owned()),
+            },
+            PATCHWORK => match &config.patchwork_token {
+                Some(token) => serde_json::from_str::<SeriesCheck>(&check.payload)
+                    .map_err(|e| format!("recorded check unreadable: {e}"))
+                    .and_then(|c| patchwork::post(&c, token).map_err(|e| e.to_string())),
+                None => Err("no patchwork token in the config".to_owned()),
+            },
+            other => Err(format!("unknown forge {other:?}")),
+        };
+        match &sent {
+            Ok(()) => store.check_sent(check.id, Ok(now()))?,
+            Err(error) => store.check_sent(check.id, Err(error))?,
+        }
+        events(Event::CheckSent {
+            job: check.job_id,
+            forge: &check.forge,
+            result: sent,
+        });
+    }
     for reply in store.unsent_replies(job)? {
-        match send(transport, &reply) {
+        match send(&config.transport, &reply) {
             Ok(()) => {
                 store.reply_sent(reply.id, Ok(now()))?;
                 events(Event::Sent {
