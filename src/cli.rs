@@ -958,8 +958,26 @@ pub fn serve(
     data_dir: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let db = bot_database(config, data_dir)?;
+    let webhook = match config {
+        Some(c) => {
+            let config = crate::watch::config::load(c, &self::data_dir(data_dir))?;
+            let secret = config.github.and_then(|g| g.webhook_secret);
+            secret.map(|secret| crate::queue::Webhook {
+                secret,
+                jobs: config
+                    .jobs
+                    .iter()
+                    .filter_map(|j| Some((j.github.clone()?, j.name.clone())))
+                    .collect(),
+            })
+        }
+        None => None,
+    };
     eprintln!("serving the queue of {} on http://{listen}/", db.display());
-    crate::queue::serve(listen, &db)?;
+    if webhook.is_some() {
+        eprintln!("taking GitHub's pull_request webhook at http://{listen}/github/webhook");
+    }
+    crate::queue::serve(listen, &db, webhook)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -95,7 +95,8 @@ enum Command {
         json: bool,
     },
     /// Serve the patch queue: every series seen, its tests, runs, logs and
-    /// replies, as HTML, JSON (/api/series) and an Atom feed.
+    /// replies, as HTML, JSON (/api/series) and an Atom feed; and GitHub's
+    /// pull_request webhook when the config gives its secret.
     Serve {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]

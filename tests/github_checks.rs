@@ -713,3 +713,134 @@ fn watch_tests_a_pull_request_and_concludes_its_check_run() {
         "only the listing: {after:?} {log}"
     );
 }
+
+/// Posts a webhook delivery signed with `secret` to `lorebot serve`: the
+/// status and the body.
+fn deliver(url: &str, secret: &[u8], event: &str, body: &Value) -> (u16, String) {
+    use hmac::Mac;
+    let body = serde_json::to_vec(body).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(&body);
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let response = reqwest::blocking::Client::new()
+        .post(url)
+        .header("X-GitHub-Event", event)
+        .header("X-Hub-Signature-256", format!("sha256={signature}"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.text().unwrap())
+}
+
+#[test]
+fn webhook_deliveries_queue_new_heads_once_signed() {
+    let dir = support::tempdir("github-webhook");
+    let fragment = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-configs/vm-base.config");
+    let job = dir.join("job.yaml");
+    std::fs::write(
+        &job,
+        format!(
+            "name: pr\ngithub: octo/linux\ntree:\n  url: /srv/linux\nkernel:\n  base: tinyconfig\n  \
+             fragments: [{}]\nreproducer:\n  script: echo hi\n  timeout: 30s\n",
+            fragment.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("token"), "t0ken\n").unwrap();
+    std::fs::write(dir.join("hook-secret"), "It's a Secret to Everybody\n").unwrap();
+    let config = dir.join("watch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "lore: http://127.0.0.1:9\nlists: {{}}\njobs: [{}]\nfrom: lorebot <bot@example.org>\n\
+             data_dir: data\ngithub:\n  token_file: token\n  webhook_secret_file: hook-secret\n",
+            job.display()
+        ),
+    )
+    .unwrap();
+    let db = dir.join("data/lorebot.sqlite3");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    drop(lorebot::store::Store::open(&db).unwrap());
+    let port = support::free_port();
+    let _server = support::Server::start(
+        Command::new(env!("CARGO_BIN_EXE_lorebot"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(&config),
+        port,
+    );
+    let url = format!("http://127.0.0.1:{port}/github/webhook");
+    let secret = b"It's a Secret to Everybody";
+    let delivery = |action: &str, head: &str| {
+        json!({
+            "action": action,
+            "number": 7,
+            "pull_request": pull_json(7, head, &"b".repeat(40), "https://github.com/octo/linux.git"),
+            "repository": {"full_name": "octo/linux", "clone_url": "https://github.com/octo/linux.git"},
+            "sender": {"login": "dev"},
+        })
+    };
+    let head = "a".repeat(40);
+    let (status, body) = deliver(&url, secret, "pull_request", &delivery("opened", &head));
+    assert_eq!(status, 202, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["queued"], 1);
+    assert_eq!(answer["pull_request"], 7);
+    // GitHub delivers again when unsure: nothing is queued twice.
+    let (status, body) = deliver(&url, secret, "pull_request", &delivery("opened", &head));
+    assert_eq!(
+        (status, body.contains("\"queued\":0")),
+        (202, true),
+        "{body}"
+    );
+    // A push is a new head.
+    let (_, body) = deliver(
+        &url,
+        secret,
+        "pull_request",
+        &delivery("synchronize", &"c".repeat(40)),
+    );
+    assert!(body.contains("\"queued\":1"), "{body}");
+
+    let (status, _) = deliver(
+        &url,
+        b"guess",
+        "pull_request",
+        &delivery("opened", &"d".repeat(40)),
+    );
+    assert_eq!(
+        status, 401,
+        "a delivery not signed with the secret is refused"
+    );
+    let (status, body) = deliver(
+        &url,
+        secret,
+        "ping",
+        &json!({"zen": "Keep it logically awesome."}),
+    );
+    assert_eq!((status, body.as_str()), (200, "ignored\n"));
+    let (status, _) = deliver(
+        &url,
+        secret,
+        "pull_request",
+        &delivery("closed", &"e".repeat(40)),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = deliver(&url, secret, "pull_request", &json!({"action": "opened"}));
+    assert_eq!(status, 400, "{body}");
+
+    let mut store = lorebot::store::Store::open(&db).unwrap();
+    let mut heads = Vec::new();
+    while let Some(job) = store.claim(1).unwrap() {
+        let pull = job.pull.unwrap();
+        assert_eq!((pull.repo.as_str(), pull.pull.number), ("octo/linux", 7));
+        heads.push((pull.pull.head_sha.chars().next().unwrap(), pull.superseded));
+    }
+    assert_eq!(heads, [('a', true), ('c', false)]);
+}

@@ -294,6 +294,64 @@ struct Output<'a> {
     annotations: Vec<Annotation>,
 }
 
+#[derive(Debug, Error)]
+pub enum WebhookError {
+    #[error("missing or wrong X-Hub-Signature-256")]
+    Signature,
+    #[error("not a pull_request event lorebot understands: {0}")]
+    Malformed(String),
+}
+
+/// A webhook delivery: the pull request whose head is new (opened,
+/// pushed to, reopened) and its repository (`owner/name`). `signature` is
+/// the `X-Hub-Signature-256` header, checked against `secret` before
+/// anything is read; other events and actions give `None`.
+pub fn webhook_pull(
+    secret: &[u8],
+    signature: Option<&str>,
+    event: Option<&str>,
+    body: &[u8],
+) -> Result<Option<(String, Pull)>, WebhookError> {
+    use hmac::Mac;
+    let expected = signature
+        .and_then(|s| s.strip_prefix("sha256="))
+        .and_then(hex_bytes)
+        .ok_or(WebhookError::Signature)?;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).map_err(|_| WebhookError::Signature)?;
+    mac.update(body);
+    mac.verify_slice(&expected)
+        .map_err(|_| WebhookError::Signature)?;
+    if event != Some("pull_request") {
+        return Ok(None);
+    }
+    let delivery: Value = serde_json::from_slice(body)
+        .map_err(|e| WebhookError::Malformed(format!("not JSON: {e}")))?;
+    if !matches!(
+        delivery["action"].as_str(),
+        Some("opened" | "synchronize" | "reopened")
+    ) {
+        return Ok(None);
+    }
+    let repo = delivery["repository"]["full_name"]
+        .as_str()
+        .ok_or_else(|| WebhookError::Malformed("no repository.full_name".to_owned()))?;
+    let pull = pull(&delivery["pull_request"]).ok_or_else(|| {
+        WebhookError::Malformed("a pull_request without number, head or base".to_owned())
+    })?;
+    Ok(Some((repo.to_owned(), pull)))
+}
+
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 fn pull(p: &Value) -> Option<Pull> {
     let text = |v: &Value| v.as_str().map(str::to_owned);
     Some(Pull {

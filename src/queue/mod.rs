@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::mail::rfc3339;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use thiserror::Error;
@@ -39,8 +40,17 @@ pub enum QueueError {
 
 type Shared = Arc<Mutex<Store>>;
 
-/// Serves the queue of the database at `db` on `addr` until killed.
-pub fn serve(addr: SocketAddr, db: &Path) -> Result<(), QueueError> {
+/// GitHub's `pull_request` webhook: deliveries signed with `secret`
+/// queue their new heads for the jobs that follow the repository.
+pub struct Webhook {
+    pub secret: Vec<u8>,
+    /// (repository, job) pairs.
+    pub jobs: Vec<(String, String)>,
+}
+
+/// Serves the queue of the database at `db` on `addr` until killed, and
+/// GitHub's webhook at `/github/webhook` when `webhook` is set.
+pub fn serve(addr: SocketAddr, db: &Path, webhook: Option<Webhook>) -> Result<(), QueueError> {
     let store = Store::open(db)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -51,7 +61,16 @@ pub fn serve(addr: SocketAddr, db: &Path) -> Result<(), QueueError> {
             .await
             .map_err(|source| QueueError::Listen { addr, source })?;
         tracing::info!(%addr, "serving the queue");
-        axum::serve(listener, router(Arc::new(Mutex::new(store))))
+        let store = Arc::new(Mutex::new(store));
+        let mut app = router(store.clone());
+        if let Some(webhook) = webhook {
+            app = app.merge(
+                Router::new()
+                    .route("/github/webhook", post(github_webhook))
+                    .with_state(Arc::new((store, webhook))),
+            );
+        }
+        axum::serve(listener, app)
             .await
             .map_err(|source| QueueError::Listen { addr, source })
     })
@@ -66,6 +85,52 @@ fn router(store: Shared) -> Router {
         .route("/api/series/{id}", get(api_series_detail))
         .route("/feed.atom", get(feed))
         .with_state(store)
+}
+
+/// A webhook delivery: a new pull request head is queued for each job
+/// that follows its repository.
+async fn github_webhook(
+    State(hook): State<Arc<(Shared, Webhook)>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::checks::github::{WebhookError, webhook_pull};
+    let (store, webhook) = &*hook;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (repo, pull) = match webhook_pull(
+        &webhook.secret,
+        header("x-hub-signature-256"),
+        header("x-github-event"),
+        &body,
+    ) {
+        Ok(Some(delivery)) => delivery,
+        Ok(None) => return (StatusCode::OK, "ignored\n").into_response(),
+        Err(e @ WebhookError::Signature) => {
+            return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+        }
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+    let mut queued = 0;
+    for (_, job) in webhook.jobs.iter().filter(|(r, _)| *r == repo) {
+        match store.queue_pulls(&repo, job, std::slice::from_ref(&pull), now) {
+            Ok(n) => queued += n,
+            Err(e) => return failure(e),
+        }
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({
+            "repository": repo,
+            "pull_request": pull.number,
+            "head": pull.head_sha,
+            "queued": queued,
+        })),
+    )
+        .into_response()
 }
 
 /// The queue's query string.

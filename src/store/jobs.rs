@@ -218,6 +218,18 @@ impl Store {
         Ok(())
     }
 
+    /// The check run made for a job, if any.
+    pub fn check_run(&self, job_id: i64) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT check_run FROM jobs WHERE id = ?1", [job_id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        Ok(id.map(|id| id as u64))
+    }
+
     /// Checks recorded and not yet sent, oldest first: all, or `job`'s.
     pub fn unsent_checks(&self, job: Option<i64>) -> Result<Vec<UnsentCheck>, StoreError> {
         let mut st = self.conn.prepare(
@@ -653,7 +665,9 @@ mod tests {
         let queued = job.pull.unwrap();
         assert_eq!(queued.pull, pull(2, "h2"));
         assert!(!queued.superseded);
+        assert_eq!(s.check_run(job.id).unwrap(), None);
         s.set_check_run(job.id, 1000).unwrap();
+        assert_eq!(s.check_run(job.id).unwrap(), Some(1000));
         let payload = r#"{"conclusion":"success"}"#;
         s.finish(
             job.id,

@@ -74,6 +74,10 @@ struct GitHubSpec {
     app_id: Option<u64>,
     #[serde(default)]
     private_key_file: Option<String>,
+    /// The secret `pull_request` webhook deliveries are signed with;
+    /// `lorebot serve` takes them when set.
+    #[serde(default)]
+    webhook_secret_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +121,15 @@ pub struct List {
     pub address: Address,
 }
 
+/// The GitHub API and lorebot's credentials there.
+#[derive(Clone, Debug)]
+pub struct GitHubConfig {
+    pub api: String,
+    pub auth: Auth,
+    /// The secret webhook deliveries are signed with.
+    pub webhook_secret: Option<Vec<u8>>,
+}
+
 /// How far back the first look at a list goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backlog {
@@ -143,9 +156,8 @@ pub struct Config {
     pub backlog: Backlog,
     /// Where `lorebot serve` is reached: replies link to the series' page.
     pub web_url: Option<String>,
-    /// The GitHub API and lorebot's credentials there, for jobs that name
-    /// a repository.
-    pub github: Option<(String, Auth)>,
+    /// For jobs that name a GitHub repository.
+    pub github: Option<GitHubConfig>,
     /// The API token checks are posted to patchwork with.
     pub patchwork_token: Option<String>,
 }
@@ -340,7 +352,18 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
                     ));
                 }
             };
-            Some((api.trim_end_matches('/').to_owned(), auth))
+            let webhook_secret = match g.webhook_secret_file {
+                Some(file) => {
+                    let secret = secret("github.webhook_secret_file", &file)?;
+                    Some(secret.trim_ascii_end().to_vec())
+                }
+                None => None,
+            };
+            Some(GitHubConfig {
+                api: api.trim_end_matches('/').to_owned(),
+                auth,
+                webhook_secret,
+            })
         }
     };
     let patchwork_token = match spec.patchwork {

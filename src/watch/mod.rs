@@ -59,10 +59,12 @@ pub enum Event<'a> {
         list: &'a str,
         report: &'a SyncReport,
     },
+    /// A list (or a GitHub repository) could not be read this round.
     SyncFailed {
         list: &'a str,
         error: String,
     },
+    /// Jobs queued from a list (or a GitHub repository).
     Queued {
         list: &'a str,
         job: &'a str,
@@ -126,7 +128,7 @@ pub fn watch(
 ) -> Result<(), WatchError> {
     let _lock = lock(&config.data_dir)?;
     let github = match &config.github {
-        Some((api, auth)) => Some(GitHub::new(api, auth.clone())?),
+        Some(g) => Some(GitHub::new(&g.api, g.auth.clone())?),
         None => None,
     };
     let github = github.as_ref();
@@ -293,44 +295,20 @@ fn work(
         match tested {
             Ok(()) => {}
             Err(Failure::Skip { state, reason }) => {
-                match (&job.command, &job.pull) {
+                match &job.command {
                     // A request is answered, even when refused.
-                    (Some((msgid, _)), _) => refuse(&mut store, config, &job, msgid, &reason)?,
-                    // A check run in progress is ended.
-                    (
-                        _,
-                        Some(QueuedPull {
-                            check_run: Some(_), ..
-                        }),
-                    ) => {
-                        let report = CheckReport {
-                            conclusion: Conclusion::Neutral,
-                            title: format!("not tested: {reason}"),
-                            summary: format!("lorebot did not test this commit: {reason}.\n"),
-                            annotations: Vec::new(),
-                        };
-                        let payload = serde_json::to_string(&report).unwrap_or_default();
-                        store.finish(
-                            id,
-                            state,
-                            None,
-                            &reason,
-                            None,
-                            None,
-                            &[NewCheck {
-                                forge: GITHUB,
-                                payload: &payload,
-                            }],
-                            now(),
-                        )?;
-                    }
-                    _ => store.set_state(id, state, Some(&reason), now())?,
+                    Some((msgid, _)) => refuse(&mut store, config, &job, msgid, &reason)?,
+                    None => end_untested(&mut store, id, state, &reason)?,
                 }
                 events(Event::Skipped {
                     id,
                     state,
                     reason: &reason,
                 });
+            }
+            Err(Failure::Error(error)) if job.attempts >= ATTEMPTS => {
+                end_untested(&mut store, id, "error", &error)?;
+                events(Event::Failed { id, error });
             }
             Err(Failure::Error(error)) => {
                 store.set_state(id, "error", Some(&error), now())?;
@@ -342,6 +320,34 @@ fn work(
         send_unsent(&mut store, config, github, Some(id), events)?;
     }
     Ok(())
+}
+
+/// Ends a job that will not be tested in `state`; a check run it had
+/// started is ended too, neutral, saying why.
+fn end_untested(store: &mut Store, id: i64, state: &str, reason: &str) -> Result<(), StoreError> {
+    if store.check_run(id)?.is_none() {
+        return store.set_state(id, state, Some(reason), now());
+    }
+    let report = CheckReport {
+        conclusion: Conclusion::Neutral,
+        title: format!("not tested: {reason}"),
+        summary: format!("lorebot did not test this commit: {reason}.\n"),
+        annotations: Vec::new(),
+    };
+    let payload = serde_json::to_string(&report).unwrap_or_default();
+    store.finish(
+        id,
+        state,
+        None,
+        reason,
+        None,
+        None,
+        &[NewCheck {
+            forge: GITHUB,
+            payload: &payload,
+        }],
+        now(),
+    )
 }
 
 /// Why a job ended without a verdict.
