@@ -8,7 +8,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lorebot::store::{NewReply, RecordedRun, SeriesFilter, Store};
+use lorebot::checks::github::Pull;
+use lorebot::store::{NewCheck, NewReply, RecordedRun, SeriesFilter, Store};
 use serde_json::Value;
 
 struct Server {
@@ -34,6 +35,40 @@ fn get(url: &str) -> (u16, String) {
     let r = reqwest::blocking::get(url).unwrap();
     let status = r.status().as_u16();
     (status, r.text().unwrap())
+}
+
+/// Records a base run that stalled and a patched run that ran clean, with
+/// a real console log, as the bot does.
+fn record_two_runs(store: &mut Store, job: i64, log: &Path) {
+    for (arm, seq, outcome, reason) in [
+        (
+            "base",
+            1,
+            "crashed",
+            "INFO: rcu detected stall in lkdtm_SOFTLOCKUP",
+        ),
+        ("patched", 1, "clean", "reproducer exited with status 0"),
+    ] {
+        let run = serde_json::json!({
+            "index": seq, "outcome": outcome, "reason": reason, "accel": "tcg",
+            "log": log, "duration_s": 33.2, "boot_s": 2.1, "start_uptime_s": 1.9,
+            "exit_code": null, "analysis": {"crashes": [], "stats": {
+                "bytes": 0, "lines": 0, "crashes": 0, "stall_reports": 0,
+                "first_stall_time_s": null, "longest_stall_jiffies": null,
+                "longest_stall_s": null, "hz": null, "grace_periods": [],
+                "livelock": false, "stall_cleared": false, "panicked": false,
+                "truncated_lines": 0}}
+        });
+        let recorded = RecordedRun {
+            arm: arm.into(),
+            commit: "9279a21df7ed0000000000000000000000000000".into(),
+            seq,
+            run: run.to_string(),
+        };
+        store
+            .record_run(job, &recorded, outcome, &log.display().to_string(), 1002)
+            .unwrap();
+    }
 }
 
 /// A data dir whose database holds the lore fixture, its fixes queued for
@@ -62,35 +97,7 @@ fn bot_data(name: &str, lore: &support::Lore) -> (PathBuf, i64) {
             waiting.push(job.id);
             continue;
         }
-        for (arm, seq, outcome, reason) in [
-            (
-                "base",
-                1,
-                "crashed",
-                "INFO: rcu detected stall in lkdtm_SOFTLOCKUP",
-            ),
-            ("patched", 1, "clean", "reproducer exited with status 0"),
-        ] {
-            let run = serde_json::json!({
-                "index": seq, "outcome": outcome, "reason": reason, "accel": "tcg",
-                "log": log, "duration_s": 33.2, "boot_s": 2.1, "start_uptime_s": 1.9,
-                "exit_code": null, "analysis": {"crashes": [], "stats": {
-                    "bytes": 0, "lines": 0, "crashes": 0, "stall_reports": 0,
-                    "first_stall_time_s": null, "longest_stall_jiffies": null,
-                    "longest_stall_s": null, "hz": null, "grace_periods": [],
-                    "livelock": false, "stall_cleared": false, "panicked": false,
-                    "truncated_lines": 0}}
-            });
-            let recorded = RecordedRun {
-                arm: arm.into(),
-                commit: "9279a21df7ed0000000000000000000000000000".into(),
-                seq,
-                run: run.to_string(),
-            };
-            store
-                .record_run(job.id, &recorded, outcome, &log.display().to_string(), 1002)
-                .unwrap();
-        }
+        record_two_runs(&mut store, job.id, &log);
         let reply_id = format!("lorebot-{}@example.org", job.id);
         let reply = NewReply {
             msgid: &reply_id,
@@ -432,4 +439,154 @@ fn results_export_as_valid_kcidb() {
     // The validator is real: a status KCIDB does not know is refused.
     let broken = text.replacen("\"PASS\"", "\"FIXED\"", 1);
     assert!(kcidb_valid(&broken).is_err());
+}
+
+#[test]
+fn pull_requests_have_their_own_listing_and_pages() {
+    let data = support::tempdir("queue-pulls");
+    let mut store = Store::open(&data.join("lorebot.sqlite3")).unwrap();
+    let pull = |number: u64, head: &str| Pull {
+        number,
+        title: format!("mm: change {number}"),
+        author: Some("dev".into()),
+        url: format!("https://github.com/octo/linux/pull/{number}"),
+        head_sha: head.repeat(40),
+        base_sha: "b".repeat(40),
+        base_ref: "master".into(),
+        clone_url: "https://github.com/octo/linux.git".into(),
+    };
+    store
+        .queue_pulls(
+            "octo/linux",
+            "filemap-stall",
+            &[pull(1, "a"), pull(2, "c")],
+            1000,
+        )
+        .unwrap();
+    // #1 gets a new head before its test.
+    store
+        .queue_pulls("octo/linux", "filemap-stall", &[pull(1, "e")], 1001)
+        .unwrap();
+    let log =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console/lkdtm-softlockup.log");
+    let (mut tested, mut waiting) = (None, Vec::new());
+    while let Some(job) = store.claim(1002).unwrap() {
+        let queued = job.pull.unwrap();
+        match (queued.pull.number, queued.superseded) {
+            (1, true) => store.set_state(job.id, "superseded", None, 1003).unwrap(),
+            (2, _) => {
+                record_two_runs(&mut store, job.id, &log);
+                store.set_check_run(job.id, 1000).unwrap();
+                let check = serde_json::json!({
+                    "conclusion": "success",
+                    "title": "FIXED: base 3/8, head 0/14",
+                    "summary": "**FIXED: base 3/8, head 0/14**",
+                    "annotations": [{"path": "mm/filemap.c", "start_line": 2345,
+                        "end_line": 2345, "annotation_level": "failure",
+                        "title": "INFO: rcu detected stall in filemap_get_read_batch",
+                        "message": "in the base's runs"}],
+                })
+                .to_string();
+                store
+                    .finish(
+                        job.id,
+                        "done",
+                        Some("FIXED"),
+                        "after 14 clean runs",
+                        None,
+                        None,
+                        &[NewCheck {
+                            forge: "github",
+                            payload: &check,
+                        }],
+                        1004,
+                    )
+                    .unwrap();
+                tested = Some(job.id);
+            }
+            _ => waiting.push(job.id),
+        }
+    }
+    for id in waiting {
+        store.set_state(id, "queued", None, 1005).unwrap();
+    }
+    assert!(tested.is_some());
+    let server = serve(&data);
+
+    let api: Value = serde_json::from_str(&get(&format!("{}/api/pulls", server.url)).1).unwrap();
+    assert_eq!(api["total"], 3, "{api}");
+    let states: Vec<(u64, &str, &str)> = api["pulls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["number"].as_u64().unwrap(),
+                &p["head"].as_str().unwrap()[..1],
+                p["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (1, "e", "queued"),
+            (2, "c", "FIXED"),
+            (1, "a", "superseded")
+        ]
+    );
+    let fixed = &api["pulls"][1];
+    assert_eq!(
+        (fixed["base_runs"].as_u64(), fixed["patched_runs"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let filtered: Value = serde_json::from_str(
+        &get(&format!(
+            "{}/api/pulls?state=FIXED&list=octo/linux",
+            server.url
+        ))
+        .1,
+    )
+    .unwrap();
+    assert_eq!(filtered["total"], 1);
+
+    let (status, queue) = get(&format!("{}/", server.url));
+    assert_eq!(status, 200);
+    assert!(
+        queue.contains("href=\"/pulls\""),
+        "the queue links the pull requests"
+    );
+    let (_, list) = get(&format!("{}/pulls", server.url));
+    let id = fixed["id"].as_i64().unwrap();
+    assert!(list.contains(&format!("href=\"/pulls/{id}\"")), "{list}");
+    assert!(
+        list.contains("#2 mm: change 2") && list.contains("octo/linux"),
+        "{list}"
+    );
+
+    let (status, page) = get(&format!("{}/pulls/{id}", server.url));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("https://github.com/octo/linux/pull/2"),
+        "{page}"
+    );
+    assert!(page.contains("github check (not sent yet)"), "{page}");
+    assert!(
+        page.contains("success: FIXED: base 3/8, head 0/14"),
+        "{page}"
+    );
+    assert!(page.contains("mm/filemap.c:2345"), "{page}");
+    let log_link = links(&page)
+        .into_iter()
+        .find(|l| l.starts_with("/runs/"))
+        .expect("a console log link");
+    let (status, console) = get(&format!("{}{log_link}", server.url));
+    assert_eq!(status, 200);
+    assert!(console.contains("rcu"), "the run's console log");
+
+    let detail: Value =
+        serde_json::from_str(&get(&format!("{}/api/pulls/{id}", server.url)).1).unwrap();
+    assert_eq!(detail["jobs"][0]["checks"][0]["forge"], "github");
+    assert_eq!(detail["jobs"][0]["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(get(&format!("{}/pulls/999999", server.url)).0, 404);
 }

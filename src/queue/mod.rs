@@ -22,7 +22,10 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::lore::message_url;
-use crate::store::{RunRow, SeriesDetail, SeriesFilter, SeriesRow, Store, StoreError};
+use crate::store::{
+    JobDetail, LatestTest, PullDetail, PullRow, RunRow, SeriesDetail, SeriesFilter, SeriesRow,
+    Store, StoreError,
+};
 
 /// Series per page.
 const PER_PAGE: u32 = 50;
@@ -83,6 +86,10 @@ fn router(store: Shared) -> Router {
         .route("/runs/{id}/log", get(run_log))
         .route("/api/series", get(api_series))
         .route("/api/series/{id}", get(api_series_detail))
+        .route("/pulls", get(pulls_page))
+        .route("/pulls/{id}", get(pull_page))
+        .route("/api/pulls", get(api_pulls))
+        .route("/api/pulls/{id}", get(api_pull_detail))
         .route("/feed.atom", get(feed))
         .with_state(store)
 }
@@ -219,6 +226,53 @@ async fn api_series_detail(State(store): State<Shared>, UrlPath(id): UrlPath<i64
     }
 }
 
+async fn pulls_page(State(store): State<Shared>, Query(filter): Query<Filter>) -> Response {
+    let f = filter.store_filter();
+    match with_store(&store, |s| s.pull_rows(&f)) {
+        Ok((rows, total)) => page(
+            "lorebot: pull requests",
+            pulls_html(&filter, &f, &rows, total),
+        ),
+        Err(e) => failure(e),
+    }
+}
+
+async fn pull_page(State(store): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    match with_store(&store, |s| s.pull_detail(id)) {
+        Ok(Some(d)) => page(
+            &format!(
+                "lorebot: {}#{} {}",
+                d.pull.repo, d.pull.number, d.pull.title
+            ),
+            pull_html(&d),
+        ),
+        Ok(None) => not_found("such pull request"),
+        Err(e) => failure(e),
+    }
+}
+
+async fn api_pulls(State(store): State<Shared>, Query(filter): Query<Filter>) -> Response {
+    let f = filter.store_filter();
+    match with_store(&store, |s| s.pull_rows(&f)) {
+        Ok((rows, total)) => axum::Json(serde_json::json!({
+            "total": total,
+            "page": f.page + 1,
+            "per_page": f.per_page,
+            "pulls": rows,
+        }))
+        .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn api_pull_detail(State(store): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
+    match with_store(&store, |s| s.pull_detail(id)) {
+        Ok(Some(d)) => axum::Json(d).into_response(),
+        Ok(None) => not_found("such pull request"),
+        Err(e) => failure(e),
+    }
+}
+
 async fn run_log(State(store): State<Shared>, UrlPath(id): UrlPath<i64>) -> Response {
     let path = match with_store(&store, |s| s.run_log_path(id)) {
         Ok(Some(p)) => PathBuf::from(p),
@@ -278,6 +332,14 @@ tr:nth-child(even){background:#f4f4f4}pre{background:#f8f8f8;padding:.6em;overfl
 .FIXED{color:#060;font-weight:bold}.STILL-REPRODUCES,.BUILD-FAILED,.APPLY-FAILED{color:#a00;font-weight:bold}\
 form{margin:1em 0}";
 
+/// The state and runs cells of a row.
+fn state_cells(latest: &LatestTest) -> Markup {
+    html! {
+        td class=(state_class(&latest.state)) { (latest.state) }
+        td { @if latest.job.is_some() { (latest.base_runs) " / " (latest.patched_runs) } }
+    }
+}
+
 /// A state as a CSS class: `STILL REPRODUCES` -> `STILL-REPRODUCES`.
 fn state_class(state: &str) -> String {
     state.replace(' ', "-")
@@ -287,9 +349,25 @@ fn lore_link(s: &SeriesRow) -> String {
     message_url(&s.lore, &s.list, &s.msgid)
 }
 
-fn queue_html(filter: &Filter, f: &SeriesFilter, rows: &[SeriesRow], total: u64) -> Markup {
-    let pages = total.div_ceil(u64::from(f.per_page)).max(1);
-    let page = u64::from(f.page) + 1;
+/// The filter form and the page count above a listing at `path`; `place`
+/// names what the `list` filter holds.
+fn filter_form(path: &str, place: &str, filter: &Filter) -> Markup {
+    html! {
+        form method="get" action=(path) {
+            label { (place) " " input name="list" value=(filter.list.as_deref().unwrap_or("")); }
+            " "
+            label { "state " input name="state" value=(filter.state.as_deref().unwrap_or("")); }
+            " "
+            label { "author " input name="author" value=(filter.author.as_deref().unwrap_or("")); }
+            " "
+            button type="submit" { "filter" }
+        }
+    }
+}
+
+/// Links to the newer and older pages of a listing at `path`.
+fn pager(path: &str, filter: &Filter, f: &SeriesFilter, total: u64) -> Markup {
+    let (page, pages) = page_count(f, total);
     let link = |to: u64| {
         let mut q = vec![format!("page={to}")];
         for (k, v) in [
@@ -301,19 +379,30 @@ fn queue_html(filter: &Filter, f: &SeriesFilter, rows: &[SeriesRow], total: u64)
                 q.push(format!("{k}={}", url_escape(v)));
             }
         }
-        format!("/?{}", q.join("&"))
+        format!("{path}?{}", q.join("&"))
     };
     html! {
-        h1 { "Patch queue" }
-        form method="get" action="/" {
-            label { "list " input name="list" value=(filter.list.as_deref().unwrap_or("")); }
-            " "
-            label { "state " input name="state" value=(filter.state.as_deref().unwrap_or("")); }
-            " "
-            label { "author " input name="author" value=(filter.author.as_deref().unwrap_or("")); }
-            " "
-            button type="submit" { "filter" }
+        p {
+            @if page > 1 { a href=(link(page - 1)) { "newer" } " " }
+            @if page < pages { a href=(link(page + 1)) { "older" } }
         }
+    }
+}
+
+/// The page shown (1-based) and how many there are.
+fn page_count(f: &SeriesFilter, total: u64) -> (u64, u64) {
+    (
+        u64::from(f.page) + 1,
+        total.div_ceil(u64::from(f.per_page)).max(1),
+    )
+}
+
+fn queue_html(filter: &Filter, f: &SeriesFilter, rows: &[SeriesRow], total: u64) -> Markup {
+    let (page, pages) = page_count(f, total);
+    html! {
+        h1 { "Patch queue" }
+        p { a href="/pulls" { "pull requests" } }
+        (filter_form("/", "list", filter))
         p { (total) " series; page " (page) " of " (pages) }
         table {
             thead { tr { th { "series" } th { "list" } th { "author" } th { "version" } th { "state" } th { "runs (base / patched)" } th { "thread" } } }
@@ -324,18 +413,55 @@ fn queue_html(filter: &Filter, f: &SeriesFilter, rows: &[SeriesRow], total: u64)
                         td { (s.list) }
                         td { (s.author.as_deref().unwrap_or("")) }
                         td { "v" (s.version) ", " (s.total) " patch(es)" }
-                        td class=(state_class(&s.state)) { (s.state) }
-                        td { @if s.job.is_some() { (s.base_runs) " / " (s.patched_runs) } }
+                        (state_cells(&s.latest))
                         td { a href=(lore_link(s)) { "lore" } }
                     }
                 }
             }
         }
-        p {
-            @if page > 1 { a href=(link(page - 1)) { "newer" } " " }
-            @if page < pages { a href=(link(page + 1)) { "older" } }
-        }
+        (pager("/", filter, f, total))
         p { a href="/feed.atom" { "verdicts (Atom)" } " · " a href="/api/series" { "JSON" } }
+    }
+}
+
+fn pulls_html(filter: &Filter, f: &SeriesFilter, rows: &[PullRow], total: u64) -> Markup {
+    let (page, pages) = page_count(f, total);
+    html! {
+        p { a href="/" { "← patch queue" } }
+        h1 { "Pull requests" }
+        (filter_form("/pulls", "repository", filter))
+        p { (total) " head(s); page " (page) " of " (pages) }
+        table {
+            thead { tr { th { "pull request" } th { "repository" } th { "author" } th { "head" } th { "state" } th { "runs (base / head)" } th { "GitHub" } } }
+            tbody {
+                @for p in rows {
+                    tr {
+                        td { a href={ "/pulls/" (p.id) } { "#" (p.number) " " (p.title) } }
+                        td { (p.repo) }
+                        td { (p.author.as_deref().unwrap_or("")) }
+                        td { code { (p.head.get(..12).unwrap_or(&p.head)) } }
+                        (state_cells(&p.latest))
+                        td { a href=(p.url) { "pull request" } }
+                    }
+                }
+            }
+        }
+        (pager("/pulls", filter, f, total))
+        p { a href="/api/pulls" { "JSON" } }
+    }
+}
+
+fn pull_html(d: &PullDetail) -> Markup {
+    let p = &d.pull;
+    html! {
+        p { a href="/pulls" { "← pull requests" } }
+        h1 { "#" (p.number) " " (p.title) }
+        p {
+            (p.repo) ", by " (p.author.as_deref().unwrap_or("?")) ", head " code { (p.head) }
+            " onto " (p.base_ref) ": " a href=(p.url) { "pull request on GitHub" }
+            " · state " span class=(state_class(&p.latest.state)) { (p.latest.state) }
+        }
+        (jobs_html(&d.jobs))
     }
 }
 
@@ -347,10 +473,18 @@ fn series_html(d: &SeriesDetail) -> Markup {
         p {
             "v" (s.version) ", " (s.total) " patch(es) by " (s.author.as_deref().unwrap_or("?"))
             " on " (s.list) ": " a href=(lore_link(s)) { "thread on lore" }
-            " · state " span class=(state_class(&s.state)) { (s.state) }
+            " · state " span class=(state_class(&s.latest.state)) { (s.latest.state) }
         }
-        @if d.jobs.is_empty() { p { "Not tested yet." } }
-        @for j in &d.jobs {
+        (jobs_html(&d.jobs))
+    }
+}
+
+/// The tests of a series or pull request: each one's verdict, time, runs
+/// with their console logs, reply and checks.
+fn jobs_html(jobs: &[JobDetail]) -> Markup {
+    html! {
+        @if jobs.is_empty() { p { "Not tested yet." } }
+        @for j in jobs {
             h2 {
                 "Test " (j.id) ": " (j.job) " — "
                 span class=(state_class(j.verdict.as_deref().unwrap_or(&j.state))) {
@@ -384,6 +518,28 @@ fn series_html(d: &SeriesDetail) -> Markup {
             @if let Some(reply) = &j.reply {
                 h3 { "Reply" @if j.reply_sent.is_none() { " (not sent yet)" } }
                 pre { (reply) }
+            }
+            @for c in &j.checks {
+                h3 {
+                    (c.forge) " check"
+                    @if c.sent.is_none() { " (not sent yet" @if let Some(e) = &c.error { ": " (e) } ")" }
+                }
+                @if let Some(title) = c.payload["title"].as_str() {
+                    p { (c.payload["conclusion"].as_str().unwrap_or("")) ": " (title) }
+                }
+                @if let Some(state) = c.payload["state"].as_str() {
+                    p { (state) ": " (c.payload["description"].as_str().unwrap_or("")) }
+                }
+                @if let Some(annotations) = c.payload["annotations"].as_array().filter(|a| !a.is_empty()) {
+                    ul {
+                        @for a in annotations {
+                            li {
+                                code { (a["path"].as_str().unwrap_or("")) ":" (a["start_line"].as_u64().unwrap_or(0)) }
+                                " " (a["annotation_level"].as_str().unwrap_or("")) ": " (a["title"].as_str().unwrap_or(""))
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -425,12 +581,12 @@ fn atom(base: &str, verdicts: &[(SeriesRow, i64)]) -> String {
             @for (s, when) in verdicts {
                 @let url = format!("{base}/series/{}", s.id);
                 entry {
-                    id { (url) "#test-" (s.job.unwrap_or(0)) }
-                    title { (s.state) ": " (s.subject) }
+                    id { (url) "#test-" (s.latest.job.unwrap_or(0)) }
+                    title { (s.latest.state) ": " (s.subject) }
                     updated { (rfc3339(*when)) }
                     link href=(url) {}
                     author { name { (s.author.as_deref().unwrap_or("unknown")) } }
-                    summary { (s.detail.as_deref().unwrap_or("")) }
+                    summary { (s.latest.detail.as_deref().unwrap_or("")) }
                 }
             }
         }
@@ -464,11 +620,13 @@ mod tests {
             total: 1,
             author: Some("Dee <dee@example.org>".into()),
             first_seen: 0,
-            state: "FIXED".into(),
-            job: Some(3),
-            detail: None,
-            base_runs: 0,
-            patched_runs: 0,
+            latest: LatestTest {
+                state: "FIXED".into(),
+                job: Some(3),
+                detail: None,
+                base_runs: 0,
+                patched_runs: 0,
+            },
         };
         let feed = atom("http://q", &[(row, 0)]);
         assert!(

@@ -15,7 +15,10 @@ mod pages;
 pub use jobs::{
     JobRow, NewCheck, NewReply, QueuedJob, QueuedPull, RecordedRun, UnsentCheck, UnsentReply,
 };
-pub use pages::{JobDetail, RunRow, SeriesDetail, SeriesFilter, SeriesRow};
+pub use pages::{
+    CheckRow, JobDetail, LatestTest, PullDetail, PullRow, RunRow, SeriesDetail, SeriesFilter,
+    SeriesRow,
+};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
