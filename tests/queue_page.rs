@@ -397,6 +397,7 @@ fn kcidb_valid(doc: &str) -> Result<(), String> {
 fn results_export_as_valid_kcidb() {
     let lore = support::Lore::start("queue-kcidb");
     let (data, _) = bot_data("queue-kcidb-data", &lore);
+    record_pulls(&mut Store::open(&data.join("lorebot.sqlite3")).unwrap());
     let out = support::run(
         Command::new(env!("CARGO_BIN_EXE_lorebot"))
             .args(["export", "--kcidb", "--data-dir"])
@@ -406,12 +407,12 @@ fn results_export_as_valid_kcidb() {
     kcidb_valid(&text).unwrap_or_else(|e| panic!("KCIDB rejects the export: {e}\n{text}"));
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["version"]["major"], 5);
-    // Three finished tests of one series: a checkout and a build per arm,
-    // a test per run.
-    assert_eq!(doc["checkouts"].as_array().unwrap().len(), 6, "{doc}");
-    assert_eq!(doc["builds"].as_array().unwrap().len(), 6, "{doc}");
+    // Three finished tests of one series and one of a pull request: a
+    // checkout and a build per arm, a test per run.
+    assert_eq!(doc["checkouts"].as_array().unwrap().len(), 8, "{doc}");
+    assert_eq!(doc["builds"].as_array().unwrap().len(), 8, "{doc}");
     let tests = doc["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 6, "{doc}");
+    assert_eq!(tests.len(), 8, "{doc}");
     let status = |build: &str| {
         tests
             .iter()
@@ -419,21 +420,36 @@ fn results_export_as_valid_kcidb() {
             .map(|t| t["status"].as_str().unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(status("-base-build"), ["FAIL"; 3], "the base crashed");
+    assert_eq!(status("-base-build"), ["FAIL"; 4], "the base crashed");
     assert_eq!(
         status("-patched-build"),
-        ["PASS"; 3],
+        ["PASS"; 4],
         "the patched ran clean"
     );
-    let patched = doc["checkouts"]
+    let patched: Vec<&Value> = doc["checkouts"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["id"].as_str().unwrap().ends_with("-patched"))
-        .unwrap();
+        .filter(|c| c["id"].as_str().unwrap().ends_with("-patched"))
+        .collect();
     assert!(
-        patched["message_id"].as_str().unwrap().contains('@'),
-        "{patched}"
+        patched[0]["message_id"].as_str().unwrap().contains('@'),
+        "{:?}",
+        patched[0]
+    );
+    let pull = patched.last().unwrap();
+    assert_eq!(
+        pull["git_repository_url"],
+        "https://github.com/octo/linux.git"
+    );
+    assert_eq!(pull["git_repository_branch"], "master");
+    assert!(pull.get("message_id").is_none(), "{pull}");
+    assert!(
+        pull["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("octo/linux#2 \"mm: change 2\""),
+        "{pull}"
     );
 
     // The validator is real: a status KCIDB does not know is refused.
@@ -441,10 +457,11 @@ fn results_export_as_valid_kcidb() {
     assert!(kcidb_valid(&broken).is_err());
 }
 
-#[test]
-fn pull_requests_have_their_own_listing_and_pages() {
-    let data = support::tempdir("queue-pulls");
-    let mut store = Store::open(&data.join("lorebot.sqlite3")).unwrap();
+/// Records in `store` three heads of two pull requests of octo/linux as
+/// the bot does: the first pushed over before its test, the second tested
+/// (FIXED, runs with a real console log, its check run recorded), the
+/// third queued. Other queued jobs stay queued.
+fn record_pulls(store: &mut Store) {
     let pull = |number: u64, head: &str| Pull {
         number,
         title: format!("mm: change {number}"),
@@ -469,13 +486,16 @@ fn pull_requests_have_their_own_listing_and_pages() {
         .unwrap();
     let log =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console/lkdtm-softlockup.log");
-    let (mut tested, mut waiting) = (None, Vec::new());
+    let (mut tested, mut waiting) = (false, Vec::new());
     while let Some(job) = store.claim(1002).unwrap() {
-        let queued = job.pull.unwrap();
+        let Some(queued) = job.pull else {
+            waiting.push(job.id);
+            continue;
+        };
         match (queued.pull.number, queued.superseded) {
             (1, true) => store.set_state(job.id, "superseded", None, 1003).unwrap(),
             (2, _) => {
-                record_two_runs(&mut store, job.id, &log);
+                record_two_runs(store, job.id, &log);
                 store.set_check_run(job.id, 1000).unwrap();
                 let check = serde_json::json!({
                     "conclusion": "success",
@@ -502,7 +522,7 @@ fn pull_requests_have_their_own_listing_and_pages() {
                         1004,
                     )
                     .unwrap();
-                tested = Some(job.id);
+                tested = true;
             }
             _ => waiting.push(job.id),
         }
@@ -510,7 +530,13 @@ fn pull_requests_have_their_own_listing_and_pages() {
     for id in waiting {
         store.set_state(id, "queued", None, 1005).unwrap();
     }
-    assert!(tested.is_some());
+    assert!(tested, "pull request 2 was tested");
+}
+
+#[test]
+fn pull_requests_have_their_own_listing_and_pages() {
+    let data = support::tempdir("queue-pulls");
+    record_pulls(&mut Store::open(&data.join("lorebot.sqlite3")).unwrap());
     let server = serve(&data);
 
     let api: Value = serde_json::from_str(&get(&format!("{}/api/pulls", server.url)).1).unwrap();

@@ -1,15 +1,17 @@
 //! The bot's results as KCIDB data (schema v5.3), for submission to
 //! KernelCI: per finished test, a checkout for the base and one for the
-//! base with the series applied, a build of each, and a test per run.
+//! base with the series applied (or the pull request's head), a build of
+//! each, and a test per run.
 
 use serde_json::{Value, json};
 
 use crate::mail::rfc3339;
-use crate::store::{JobDetail, RunRow, SeriesDetail, Store, StoreError};
+use crate::store::{JobDetail, RunRow, Store, StoreError};
 
 const ORIGIN: &str = "lorebot";
 
 /// Where a job's tree comes from, as its job file says.
+#[derive(Clone)]
 pub struct TreeInfo {
     pub url: String,
     pub branch: Option<String>,
@@ -23,21 +25,50 @@ pub fn export(
     tree: &dyn Fn(&str) -> Option<TreeInfo>,
 ) -> Result<Value, StoreError> {
     let (mut checkouts, mut builds, mut tests) = (Vec::new(), Vec::new(), Vec::new());
-    for id in store.tested_series()? {
-        let Some(detail) = store.series_detail(id)? else {
-            continue;
-        };
-        for job in detail.jobs.iter().filter(|j| j.state == "done") {
+    let mut add = |tested: &Tested, jobs: &[JobDetail]| {
+        for job in jobs.iter().filter(|j| j.state == "done") {
+            let repo = tested.repo.clone().or_else(|| tree(&job.job));
             add_job(
-                &detail,
+                tested,
+                repo,
                 job,
                 web_url,
-                tree(&job.job),
                 &mut checkouts,
                 &mut builds,
                 &mut tests,
             );
         }
+    };
+    for id in store.tested_series()? {
+        let Some(detail) = store.series_detail(id)? else {
+            continue;
+        };
+        let s = &detail.series;
+        let tested = Tested {
+            page: web_url.map(|w| format!("{w}/series/{}", s.id)),
+            message_id: Some(s.msgid.clone()),
+            change: format!("base + \"{}\"", s.subject),
+            repo: None,
+        };
+        add(&tested, &detail.jobs);
+    }
+    for id in store.tested_pulls()? {
+        let Some(detail) = store.pull_detail(id)? else {
+            continue;
+        };
+        let p = &detail.pull;
+        let tested = Tested {
+            page: web_url.map(|w| format!("{w}/pulls/{}", p.id)),
+            message_id: None,
+            change: format!("{}#{} \"{}\" ({})", p.repo, p.number, p.title, p.url),
+            // The head is in the base repository, whose page the pull
+            // request's is under (`.../octo/linux/pull/7`).
+            repo: p.url.rsplit_once("/pull/").map(|(repo, _)| TreeInfo {
+                url: format!("{repo}.git"),
+                branch: Some(p.base_ref.clone()),
+            }),
+        };
+        add(&tested, &detail.jobs);
     }
     Ok(json!({
         "version": {"major": 5, "minor": 3},
@@ -47,23 +78,33 @@ pub fn export(
     }))
 }
 
+/// What a job tested, as its patched checkout describes it.
+struct Tested {
+    /// Its page on the queue.
+    page: Option<String>,
+    /// The series' mail.
+    message_id: Option<String>,
+    /// The change on top of the base, in a line.
+    change: String,
+    /// Where the commits are, when not the job's tree.
+    repo: Option<TreeInfo>,
+}
+
 fn add_job(
-    detail: &SeriesDetail,
+    tested: &Tested,
+    tree: Option<TreeInfo>,
     job: &JobDetail,
     web_url: Option<&str>,
-    tree: Option<TreeInfo>,
     checkouts: &mut Vec<Value>,
     builds: &mut Vec<Value>,
     tests: &mut Vec<Value>,
 ) {
-    let s = &detail.series;
     let commit = |arm: &str| {
         job.runs
             .iter()
             .find(|r| r.arm == arm)
             .map(|r| r.commit.clone())
     };
-    let page = web_url.map(|w| format!("{w}/series/{}", s.id));
     for arm in ["base", "patched"] {
         let checkout_id = format!("{ORIGIN}:job-{}-{arm}", job.id);
         let mut checkout = json!({
@@ -82,11 +123,13 @@ fn add_job(
             }
         }
         if arm == "patched" {
-            // The series applied by lorebot (`git am`): the mail is the source.
-            checkout["message_id"] = json!(s.msgid);
-            checkout["comment"] = json!(format!("base + \"{}\"", s.subject));
+            // A series applied by lorebot (`git am`): the mail is the source.
+            if let Some(m) = &tested.message_id {
+                checkout["message_id"] = json!(m);
+            }
+            checkout["comment"] = json!(tested.change);
         }
-        if let Some(p) = &page {
+        if let Some(p) = &tested.page {
             checkout["log_url"] = json!(p);
         }
         checkouts.push(checkout);

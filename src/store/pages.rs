@@ -413,6 +413,15 @@ impl Store {
         Ok(st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 
+    /// The pull request heads with a finished test, oldest first.
+    pub fn tested_pulls(&self) -> Result<Vec<i64>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT pull_id FROM jobs
+             WHERE state = 'done' AND pull_id IS NOT NULL ORDER BY pull_id",
+        )?;
+        Ok(st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    }
+
     /// The latest verdicts, newest first, for a feed.
     pub fn verdicts(&self, limit: u32) -> Result<Vec<(SeriesRow, i64)>, StoreError> {
         let mut st = self.conn.prepare_cached(
