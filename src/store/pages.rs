@@ -406,19 +406,20 @@ impl Store {
 
     /// The series with a finished test, oldest first.
     pub fn tested_series(&self) -> Result<Vec<i64>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT DISTINCT series_id FROM jobs
-             WHERE state = 'done' AND series_id IS NOT NULL ORDER BY series_id",
-        )?;
-        Ok(st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+        self.tested("series_id")
     }
 
     /// The pull request heads with a finished test, oldest first.
     pub fn tested_pulls(&self) -> Result<Vec<i64>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT DISTINCT pull_id FROM jobs
-             WHERE state = 'done' AND pull_id IS NOT NULL ORDER BY pull_id",
-        )?;
+        self.tested("pull_id")
+    }
+
+    /// The distinct `column` (`series_id`, `pull_id`) of finished jobs.
+    fn tested(&self, column: &'static str) -> Result<Vec<i64>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT DISTINCT {column} FROM jobs
+             WHERE state = 'done' AND {column} IS NOT NULL ORDER BY {column}"
+        ))?;
         Ok(st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 
