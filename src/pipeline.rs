@@ -282,7 +282,8 @@ pub fn write_initramfs(job: &JobPlan, dir: &Path) -> Result<PathBuf, vm::VmError
     Ok(initramfs)
 }
 
-/// The job's machine booting `kernel`.
+/// The job's machine booting `kernel` (its HZ read from the `config`
+/// beside it, as lorebot's kernel cache keeps them).
 pub fn guest(job: &JobPlan, kernel: &Path, initramfs: &Path) -> Guest {
     Guest {
         kernel: kernel.to_owned(),
@@ -290,6 +291,7 @@ pub fn guest(job: &JobPlan, kernel: &Path, initramfs: &Path) -> Guest {
         cpus: job.vm.cpus,
         memory_mib: job.vm.memory_mib,
         cmdline: job.vm.cmdline.clone(),
+        hz: crate::build::config_hz(&kernel.with_file_name("config")),
     }
 }
 

@@ -148,6 +148,15 @@ fn fix_posted_on_the_list_gets_one_fixed_reply() {
     );
     assert!(body.contains("Verdict: FIXED"), "{body}");
     assert!(body.contains("filemap_get_read_batch ("), "{body}");
+    // The kernel's CONFIG_HZ turns the stall's jiffies into seconds.
+    let longest = body
+        .lines()
+        .find(|l| l.starts_with("longest stall"))
+        .unwrap_or_default();
+    assert!(
+        longest.contains(" s (") && longest.contains("jiffies, HZ=250)"),
+        "{body}"
+    );
     assert!(
         body.trim_end()
             .ends_with("Tested-by: lorebot <bot@example.org>"),

@@ -99,6 +99,14 @@ impl fmt::Display for Stage {
     }
 }
 
+/// CONFIG_HZ of the kernel configuration at `config`, if it can be read.
+pub fn config_hz(config: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(config).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .and_then(|hz| hz.trim().parse().ok())
+}
+
 #[derive(Debug, Error)]
 pub enum BuildError {
     /// The configuration cannot be read or parsed: the job's fault.
@@ -562,4 +570,24 @@ fn check_checkout(source_dir: &Path, commit: &str) -> Result<(), CheckoutError> 
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hz_comes_from_the_config() {
+        let dir = std::env::temp_dir().join(format!("lorebot-hz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            "CONFIG_HZ_250=y\nCONFIG_HZ=250\nCONFIG_HZ_PERIODIC=y\n",
+        )
+        .unwrap();
+        assert_eq!(super::config_hz(&config), Some(250));
+        std::fs::write(&config, "# CONFIG_HZ is not set\n").unwrap();
+        assert_eq!(super::config_hz(&config), None);
+        assert_eq!(super::config_hz(&dir.join("missing")), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

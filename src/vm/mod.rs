@@ -72,6 +72,9 @@ pub struct Guest {
     pub memory_mib: u64,
     /// Appended to lorebot's own kernel command line.
     pub cmdline: String,
+    /// The kernel's CONFIG_HZ, which turns stall jiffies into seconds
+    /// (inferred from the console when not known).
+    pub hz: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -491,7 +494,7 @@ fn watch(
     });
 
     let mut scanner = console::Scanner::new(console::Options {
-        hz: None,
+        hz: guest.hz,
         mail: Some(false),
     });
     let mut markers = Markers::default();
