@@ -1040,14 +1040,19 @@ pub fn status(
             j.subject.as_deref().unwrap_or("(no series)")
         )?;
         let mut notes = Vec::new();
-        if let Some(l) = &j.list {
-            notes.push(format!("list {l}"));
+        match (&j.list, &j.pull_request) {
+            (Some(repo), Some(url)) => notes.push(format!("{repo}, {url}")),
+            (Some(l), None) => notes.push(format!("list {l}")),
+            _ => {}
         }
         if let Some(c) = &j.command {
             notes.push(format!("asked in <{c}>"));
         }
         if let Some(r) = &j.reply {
             notes.push(format!("reply {r}"));
+        }
+        if let Some(c) = &j.checks {
+            notes.push(c.clone());
         }
         if j.attempts > 1 {
             notes.push(format!("{} attempts", j.attempts));

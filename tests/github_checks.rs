@@ -624,6 +624,7 @@ fn watch_tests_a_pull_request_and_concludes_its_check_run() {
         format!(
             "lore: http://127.0.0.1:9\nlists: {{}}\njobs: [{}]\n\
              from: lorebot <bot@example.org>\ndata_dir: data\nwork_dir: {}\n\
+             web_url: https://lorebot.example.org\n\
              github:\n  api: {}\n  token_file: token\n",
             job.display(),
             support::cache_dir().join("test-data").display(),
@@ -660,6 +661,7 @@ fn watch_tests_a_pull_request_and_concludes_its_check_run() {
     let run = &runs[0];
     assert_eq!(run["name"], "lorebot/filemap-stall");
     assert_eq!(run["head_sha"], head.as_str());
+    assert_eq!(run["details_url"], "https://lorebot.example.org/pulls/1");
     assert_eq!(run["status"], "completed");
     assert_eq!(run["conclusion"], "failure", "{run:#}");
     let title = run["output"]["title"].as_str().unwrap();
@@ -676,6 +678,10 @@ fn watch_tests_a_pull_request_and_concludes_its_check_run() {
     );
     assert!(
         summary.contains(&format!("(base {})", &base[..12])),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Logs: https://lorebot.example.org/pulls/1"),
         "{summary}"
     );
 
@@ -700,6 +706,19 @@ fn watch_tests_a_pull_request_and_concludes_its_check_run() {
     assert!(
         defined.contains("filemap_get_read_batch("),
         "line {line}: {defined:?}"
+    );
+
+    let status = support::run(
+        Command::new(env!("CARGO_BIN_EXE_lorebot"))
+            .args(["status", "--config"])
+            .arg(&config),
+    );
+    let status = String::from_utf8_lossy(&status);
+    assert!(
+        status.contains("#1 mm: change 1")
+            && status.contains("octo/linux, https://github.com/octo/linux/pull/1")
+            && status.contains("github check sent"),
+        "{status}"
     );
 
     // Nothing new the second time.

@@ -35,6 +35,8 @@ pub struct QueuedJob {
 /// A pull request head taken from the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedPull {
+    /// The head's row, as the queue page names it.
+    pub id: i64,
     pub repo: String,
     pub pull: Pull,
     /// A newer head of the same pull request was seen.
@@ -108,7 +110,6 @@ pub struct JobRow {
     pub detail: Option<String>,
     /// The series' subject, or `#N title` of a pull request.
     pub subject: Option<String>,
-    /// The series' Message-ID, or the pull request's page.
     pub series: Option<String>,
     pub command: Option<String>,
     pub attempts: u32,
@@ -116,6 +117,10 @@ pub struct JobRow {
     pub patched_runs: u32,
     /// `sent`, `unsent` or `failed: ...`; none when there is no reply.
     pub reply: Option<String>,
+    /// The checks, as `github check sent` (or `unsent`, `failed: ...`).
+    pub checks: Option<String>,
+    /// The pull request's page, for a pull request's test.
+    pub pull_request: Option<String>,
     pub timing: Option<serde_json::Value>,
     pub created: i64,
     pub updated: i64,
@@ -301,7 +306,8 @@ impl Store {
                         p.repo, p.number, p.title, p.author, p.url, p.head_sha, p.base_sha,
                         p.base_ref, p.clone_url, j.check_run,
                         EXISTS (SELECT 1 FROM pulls n
-                                WHERE n.repo = p.repo AND n.number = p.number AND n.id > p.id)
+                                WHERE n.repo = p.repo AND n.number = p.number AND n.id > p.id),
+                        p.id
                  FROM jobs j
                  LEFT JOIN lists l ON l.id = j.list_id
                  LEFT JOIN series s ON s.id = j.series_id
@@ -340,6 +346,7 @@ impl Store {
                                 },
                                 check_run: r.get::<_, Option<i64>>(19)?.map(|id| id as u64),
                                 superseded: r.get(20)?,
+                                id: r.get(21)?,
                             }),
                             None => None,
                         },
@@ -512,10 +519,16 @@ impl Store {
         let mut st = self.conn.prepare(
             "SELECT j.id, j.job_name, ifnull(l.name, pr.repo), j.state, j.verdict, j.detail,
                     ifnull(s.subject, '#' || pr.number || ' ' || pr.title),
-                    ifnull(s.series_msgid, pr.url), c.msgid, j.attempts,
+                    s.series_msgid, c.msgid, j.attempts,
                     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.arm = 'base'),
                     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.arm = 'patched'),
-                    p.sent, p.error, p.id IS NOT NULL, j.timing, j.created, j.updated, j.stage
+                    p.sent, p.error, p.id IS NOT NULL, j.timing, j.created, j.updated, j.stage,
+                    (SELECT group_concat(k.forge || ' check ' || CASE
+                                WHEN k.sent IS NOT NULL THEN 'sent'
+                                WHEN k.error IS NOT NULL THEN 'failed: ' || k.error
+                                ELSE 'unsent' END, ', ')
+                     FROM checks k WHERE k.job_id = j.id),
+                    pr.url
              FROM jobs j
              LEFT JOIN lists l ON l.id = j.list_id
              LEFT JOIN series s ON s.id = j.series_id
@@ -549,6 +562,8 @@ impl Store {
                     (true, None, Some(e)) => Some(format!("failed: {e}")),
                     (true, None, None) => Some("unsent".to_owned()),
                 },
+                checks: r.get(19)?,
+                pull_request: r.get(20)?,
                 timing: timing.and_then(|t| serde_json::from_str(&t).ok()),
                 created: r.get(16)?,
                 updated: r.get(17)?,
@@ -701,6 +716,11 @@ mod tests {
         let row = rows.iter().find(|r| r.id == job.id).unwrap();
         assert_eq!(row.list.as_deref(), Some("octo/linux"));
         assert_eq!(row.subject.as_deref(), Some("#2 change 2"));
+        assert_eq!(row.checks.as_deref(), Some("github check sent"));
+        assert_eq!(
+            row.pull_request.as_deref(),
+            Some("https://github.com/octo/linux/pull/2")
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

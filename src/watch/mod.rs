@@ -580,6 +580,11 @@ fn test_pull(
     }
     let github = github.ok_or_else(|| skip("refused", "the config says no way to reach GitHub"))?;
     let name = format!("lorebot/{}", plan.name);
+    // The head's page on the queue, with its runs and console logs.
+    let page = config
+        .web_url
+        .as_ref()
+        .map(|web| format!("{web}/pulls/{}", queued.id));
     let check_run = match queued.check_run {
         Some(id) => id,
         None => {
@@ -589,7 +594,7 @@ fn test_pull(
                     &pull.head_sha,
                     &name,
                     &job.id.to_string(),
-                    config.web_url.as_deref(),
+                    page.as_deref(),
                 )
                 .map_err(|e| Failure::Error(e.to_string()))?;
             store.set_check_run(job.id, id)?;
@@ -644,7 +649,7 @@ fn test_pull(
             subject,
             resume,
             logs: Some(config.data_dir.join("runs").join(format!("job-{}", job.id))),
-            logs_url: None,
+            logs_url: page,
         },
         &plan,
         &config.work_dir,
