@@ -860,15 +860,22 @@ pub fn test(
 pub fn watch(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     use crate::watch::Event;
     let config = crate::watch::config::load(config, &data_dir(None))?;
+    let lists: Vec<&str> = config.lists.iter().map(|l| l.name.as_str()).collect();
+    let repos: Vec<&str> = config
+        .jobs
+        .iter()
+        .filter_map(|j| j.github.as_deref())
+        .collect();
+    let mut watched = Vec::new();
+    if !lists.is_empty() {
+        watched.push(format!("{} on {}", lists.join(", "), config.lore));
+    }
+    if !repos.is_empty() {
+        watched.push(format!("{} on GitHub", repos.join(", ")));
+    }
     eprintln!(
-        "watching {} on {} with {} job(s), {} at a time; replies to {}",
-        config
-            .lists
-            .iter()
-            .map(|l| l.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        config.lore,
+        "watching {} with {} job(s), {} at a time; replies to {}",
+        watched.join(" and "),
         config.jobs.len(),
         config.concurrency,
         config.transport.describe()

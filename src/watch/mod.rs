@@ -632,7 +632,7 @@ fn test_pull(
         .into_iter()
         .filter_map(|r| past_run(&r))
         .collect();
-    let subject = format!("#{n} \"{}\"", pull.title);
+    let subject = format!("#{n} {}", pull.title);
     events(Event::Started {
         id: job.id,
         job: &plan.name,
