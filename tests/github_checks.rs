@@ -286,14 +286,20 @@ fn annotation(i: u32) -> Annotation {
 
 #[test]
 fn check_run_requests_with_a_token() {
-    let pulls: Vec<Value> = (1..=3)
+    let mut pulls: Vec<Value> = (1..=3)
         .map(|n| pull_json(n, &format!("{n:040x}"), &"b".repeat(40), "/srv/linux.git"))
         .collect();
+    // A pull request whose base repository was deleted: left out, the
+    // others listed.
+    let mut orphan = pull_json(4, &"f".repeat(40), &"b".repeat(40), "/x");
+    orphan["base"]["repo"] = Value::Null;
+    pulls.insert(1, orphan);
     let mock = MockGitHub::start(pulls);
     let github = GitHub::new(&mock.url, Auth::Token("t0ken".to_owned())).unwrap();
 
     let open = github.open_pulls("octo/linux").unwrap();
     assert_eq!(open.len(), 3, "every page is read");
+    assert_eq!(open.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(
         open[2],
         Pull {
