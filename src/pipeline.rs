@@ -510,6 +510,8 @@ pub struct CommitsOutcome {
     /// Runs of the head that did not end clean: a crash of any kind, a
     /// hang, a boot failure.
     pub unclean_head_runs: u32,
+    /// The head's first compiler or linker error, when it does not build.
+    pub build_error: Option<crate::build::FirstError>,
     pub timing: Timing,
 }
 
@@ -591,6 +593,10 @@ pub fn test_commits(
     let report = reply::body(&tested, &measured.result(target_why, request.logs_url));
     timing.total_s = started.elapsed().as_secs_f64();
     let (verdict, detail) = measured.verdict();
+    let build_error = match &measured {
+        Measured::BuildFailed(failure) => Some(failure.error.clone()),
+        Measured::Ran { .. } => None,
+    };
     Ok(CommitsOutcome {
         verdict,
         detail,
@@ -601,6 +607,7 @@ pub fn test_commits(
         },
         head_crashes,
         unclean_head_runs,
+        build_error,
         timing,
     })
 }

@@ -61,9 +61,10 @@ const SUMMARY_MAX: usize = 65_000;
 const DETAILS_MAX: usize = 60_000;
 
 /// The check run's result for a pull request's test: the conclusion, the
-/// report as Markdown, and an annotation at the guilty source line of
-/// each crash of the head's runs (the line a WARNING or BUG names, else
-/// the guilty function's definition at `head`).
+/// report as Markdown, and annotations: at the first compiler error of a
+/// head that does not build, and at the guilty source line of each crash
+/// of the head's runs (the line a WARNING or BUG names, else the guilty
+/// function's definition at `head`).
 pub fn report(outcome: &CommitsOutcome, tree: &Tree, head: git2::Oid) -> CheckReport {
     let (conclusion, title) = conclude(outcome);
     let mut summary = String::new();
@@ -74,38 +75,53 @@ pub fn report(outcome: &CommitsOutcome, tree: &Tree, head: git2::Oid) -> CheckRe
     }
     summary.push_str("```\n");
     let runs = outcome.decision.as_ref().map_or(0, |d| d.patched.n);
-    let annotations = outcome
-        .head_crashes
-        .iter()
-        .filter_map(|HeadCrash { target, crash }| {
-            let (path, line) = source_line(crash).or_else(|| {
-                crash
-                    .guilty_frame
-                    .as_deref()
-                    .and_then(|f| tree.definition(head, f))
-            })?;
-            Some(Annotation {
-                path,
-                start_line: line,
-                end_line: line,
-                annotation_level: if *target {
-                    Level::Failure
-                } else {
-                    Level::Warning
-                },
-                title: crash.title.clone(),
-                message: format!(
-                    "{} in the runs of this commit ({runs} counted runs){}",
-                    crash.title,
-                    if *target {
-                        ""
-                    } else {
-                        "; not the bug the job tests"
-                    }
-                ),
-                raw_details: Some(truncate(&crash.report, DETAILS_MAX)),
-            })
+    let build_error = outcome.build_error.as_ref().and_then(|e| {
+        Some(Annotation {
+            path: e.file.clone()?,
+            start_line: e.line?,
+            end_line: e.line?,
+            annotation_level: Level::Failure,
+            title: "BUILD FAILED".to_owned(),
+            message: e.message.clone(),
+            raw_details: None,
         })
+    });
+    let annotations = build_error
+        .into_iter()
+        .chain(
+            outcome
+                .head_crashes
+                .iter()
+                .filter_map(|HeadCrash { target, crash }| {
+                    let (path, line) = source_line(crash).or_else(|| {
+                        crash
+                            .guilty_frame
+                            .as_deref()
+                            .and_then(|f| tree.definition(head, f))
+                    })?;
+                    Some(Annotation {
+                        path,
+                        start_line: line,
+                        end_line: line,
+                        annotation_level: if *target {
+                            Level::Failure
+                        } else {
+                            Level::Warning
+                        },
+                        title: crash.title.clone(),
+                        message: format!(
+                            "{} in the runs of this commit ({runs} counted runs){}",
+                            crash.title,
+                            if *target {
+                                ""
+                            } else {
+                                "; not the bug the job tests"
+                            }
+                        ),
+                        raw_details: Some(truncate(&crash.report, DETAILS_MAX)),
+                    })
+                }),
+        )
         .collect();
     CheckReport {
         conclusion,
@@ -206,8 +222,45 @@ mod tests {
             }),
             head_crashes: Vec::new(),
             unclean_head_runs: unclean,
+            build_error: None,
             timing: Timing::default(),
         }
+    }
+
+    #[test]
+    fn a_head_that_does_not_build_is_annotated_at_the_error() {
+        let dir = std::env::temp_dir().join(format!("lorebot-checks-{}", std::process::id()));
+        git2::Repository::init_bare(&dir).unwrap();
+        let tree = Tree::open(&dir).unwrap();
+        let outcome = CommitsOutcome {
+            decision: None,
+            report: "Verdict: BUILD FAILED\n".to_owned(),
+            build_error: Some(crate::build::FirstError {
+                file: Some("mm/filemap.c".to_owned()),
+                line: Some(2733),
+                message: "expected ';' before '}' token".to_owned(),
+            }),
+            ..outcome(Verdict::BuildFailed, (0, 0), (0, 0), 0)
+        };
+        let report = report(&outcome, &tree, git2::Oid::zero());
+        assert_eq!(report.conclusion, Conclusion::Failure);
+        assert_eq!(report.title, "BUILD FAILED");
+        assert!(
+            report
+                .summary
+                .contains("```text\nVerdict: BUILD FAILED\n```"),
+            "{}",
+            report.summary
+        );
+        assert_eq!(report.annotations.len(), 1);
+        let a = &report.annotations[0];
+        assert_eq!(
+            (a.path.as_str(), a.start_line, a.end_line),
+            ("mm/filemap.c", 2733, 2733)
+        );
+        assert_eq!(a.annotation_level, Level::Failure);
+        assert_eq!(a.message, "expected ';' before '}' token");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
