@@ -242,7 +242,7 @@ mod tests {
             }),
             ..outcome(Verdict::BuildFailed, (0, 0), (0, 0), 0)
         };
-        let report = report(&outcome, &tree, git2::Oid::zero());
+        let report = report(&outcome, &tree, git2::Oid::ZERO_SHA1);
         assert_eq!(report.conclusion, Conclusion::Failure);
         assert_eq!(report.title, "BUILD FAILED");
         assert!(
