@@ -31,6 +31,28 @@ struct Seen {
     body: Value,
 }
 
+impl Seen {
+    fn of(
+        method: &Method,
+        uri: &Uri,
+        query: &HashMap<String, String>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Seen {
+        Seen {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            query: query.clone(),
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Mock {
     seen: Vec<Seen>,
@@ -113,20 +135,13 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let mut mock = state.lock().unwrap();
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let path = uri.path().to_owned();
-    mock.seen.push(Seen {
-        method: method.to_string(),
-        path: path.clone(),
-        query: query.clone(),
-        authorization: authorization.clone(),
-        body: body.clone(),
-    });
+    let seen = Seen::of(&method, &uri, &query, &headers, &body);
+    let (authorization, body, path) = (
+        seen.authorization.clone(),
+        seen.body.clone(),
+        seen.path.clone(),
+    );
+    mock.seen.push(seen);
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let not_found = || {
         (
@@ -477,20 +492,13 @@ async fn patchwork_handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let path = uri.path().to_owned();
-    state.lock().unwrap().push(Seen {
-        method: method.to_string(),
-        path: path.clone(),
-        query: query.clone(),
-        authorization: authorization.clone(),
-        body: body.clone(),
-    });
+    let seen = Seen::of(&method, &uri, &query, &headers, &body);
+    let (authorization, body, path) = (
+        seen.authorization.clone(),
+        seen.body.clone(),
+        seen.path.clone(),
+    );
+    state.lock().unwrap().push(seen);
     match (method.as_str(), path.as_str()) {
         ("GET", "/api/patches/") => {
             let patches: Vec<Value> = [("p1@example.org", 11), ("p2@example.org", 12)]

@@ -213,12 +213,7 @@ fn the_queue_lists_filters_and_links_every_series() {
         "{page}"
     );
     assert!(page.contains("guests 66 s"), "{page}");
-    let log_link = links(&page)
-        .into_iter()
-        .find(|h| h.starts_with("/runs/"))
-        .expect("a log link");
-    let (status, log) = get(&format!("{}{log_link}", server.url));
-    assert_eq!(status, 200);
+    let log = first_console_log(&server, &page);
     assert!(
         log.contains("rcu_sched self-detected stall") || log.contains("rcu: INFO"),
         "{}",
@@ -288,6 +283,17 @@ impl Browser {
         let dom = support::run(self.chromium().arg("--dump-dom").arg(url));
         String::from_utf8_lossy(&dom).into_owned()
     }
+}
+
+/// The console log the first run link on `page` leads to.
+fn first_console_log(server: &Server, page: &str) -> String {
+    let link = links(page)
+        .into_iter()
+        .find(|h| h.starts_with("/runs/"))
+        .expect("a console log link");
+    let (status, log) = get(&format!("{}{link}", server.url));
+    assert_eq!(status, 200, "{link}");
+    log
 }
 
 /// The `href`s in a DOM, in order.
@@ -602,12 +608,7 @@ fn pull_requests_have_their_own_listing_and_pages() {
         "{page}"
     );
     assert!(page.contains("mm/filemap.c:2345"), "{page}");
-    let log_link = links(&page)
-        .into_iter()
-        .find(|l| l.starts_with("/runs/"))
-        .expect("a console log link");
-    let (status, console) = get(&format!("{}{log_link}", server.url));
-    assert_eq!(status, 200);
+    let console = first_console_log(&server, &page);
     assert!(console.contains("rcu"), "the run's console log");
 
     let detail: Value =
