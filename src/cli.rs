@@ -947,10 +947,23 @@ pub fn watch(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The database of the bot configured in `config`, else in `data_dir`.
-fn bot_database(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// The watch configuration at `config`, when given.
+fn bot_config(
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Option<crate::watch::Config>> {
+    Ok(config
+        .map(|c| crate::watch::config::load(c, &self::data_dir(data_dir)))
+        .transpose()?)
+}
+
+/// The database of the bot configured by `config`, else in `data_dir`.
+fn bot_database(
+    config: Option<&crate::watch::Config>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     let data = match config {
-        Some(c) => crate::watch::config::load(c, &self::data_dir(data_dir))?.data_dir,
+        Some(c) => c.data_dir.clone(),
         None => self::data_dir(data_dir),
     };
     let db = crate::store::Store::path_in(&data);
@@ -964,22 +977,19 @@ pub fn serve(
     config: Option<&Path>,
     data_dir: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let db = bot_database(config, data_dir)?;
-    let webhook = match config {
-        Some(c) => {
-            let config = crate::watch::config::load(c, &self::data_dir(data_dir))?;
-            let secret = config.github.and_then(|g| g.webhook_secret);
-            secret.map(|secret| crate::queue::Webhook {
-                secret,
-                jobs: config
-                    .jobs
-                    .iter()
-                    .filter_map(|j| Some((j.github.clone()?, j.name.clone())))
-                    .collect(),
-            })
-        }
-        None => None,
-    };
+    let config = bot_config(config, data_dir)?;
+    let db = bot_database(config.as_ref(), data_dir)?;
+    let webhook = config.and_then(|config| {
+        let secret = config.github?.webhook_secret?;
+        Some(crate::queue::Webhook {
+            secret,
+            jobs: config
+                .jobs
+                .iter()
+                .filter_map(|j| Some((j.github.clone()?, j.name.clone())))
+                .collect(),
+        })
+    });
     eprintln!("serving the queue of {} on http://{listen}/", db.display());
     if webhook.is_some() {
         eprintln!("taking GitHub's pull_request webhook at http://{listen}/github/webhook");
@@ -990,13 +1000,8 @@ pub fn serve(
 
 /// `lorebot export --kcidb`.
 pub fn export_kcidb(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = config
-        .map(|c| crate::watch::config::load(c, &self::data_dir(data_dir)))
-        .transpose()?;
-    let store = crate::store::Store::open(&bot_database(
-        config.as_ref().map(|c| c.path.as_path()),
-        data_dir,
-    )?)?;
+    let config = bot_config(config, data_dir)?;
+    let store = crate::store::Store::open(&bot_database(config.as_ref(), data_dir)?)?;
     let tree = |job: &str| {
         let plan = config.as_ref()?.jobs.iter().find(|j| j.name == job)?;
         Some(crate::queue::kcidb::TreeInfo {
@@ -1019,7 +1024,8 @@ pub fn status(
     limit: u32,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = crate::store::Store::open(&bot_database(config, data_dir)?)?;
+    let config = bot_config(config, data_dir)?;
+    let store = crate::store::Store::open(&bot_database(config.as_ref(), data_dir)?)?;
     let jobs = store.jobs(limit)?;
     let mut out = io::stdout().lock();
     if json {

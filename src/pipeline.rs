@@ -365,25 +365,19 @@ pub fn test_series(
                 .and_then(by_id)
         })
         .ok_or(PipelineError::NoSeries)?;
-    let (target, target_why) = match (
-        job.target.is_empty(),
-        series.in_reply_to_report.as_deref().and_then(by_id),
-    ) {
-        (false, _) => (
-            job.target.clone(),
-            format!("{}, as the job says", job.target),
-        ),
-        (true, Some(report)) => crate::verdict::target::from_report(report).unwrap_or_else(|| {
+    let report = series.in_reply_to_report.as_deref().and_then(by_id);
+    let (target, target_why) = job_target(job).unwrap_or_else(|| match report {
+        Some(report) => crate::verdict::target::from_report(report).unwrap_or_else(|| {
             (
                 Target::default(),
                 "any crash (the report shows none)".to_owned(),
             )
         }),
-        (true, None) => (
+        None => (
             Target::default(),
             "any crash (no report in the thread)".to_owned(),
         ),
-    };
+    });
 
     let tree = open_tree(job, data)?;
     let rev = rev
@@ -400,15 +394,12 @@ pub fn test_series(
         message: e.to_string(),
     })?;
     let base_hex = base.to_string();
-    let mut tested = Tested {
-        job: display_job_path(&job.path),
-        reproducer_timeout_s: job.reproducer.timeout.as_secs(),
-        cpus: job.vm.cpus,
-        base_label: rev.clone(),
-        base_commit: base_hex.clone(),
-        patch_subject: answering.subject.clone(),
-        patched_commit: None,
-    };
+    let mut tested = tested(
+        job,
+        rev.clone(),
+        base_hex.clone(),
+        answering.subject.clone(),
+    );
     let finish = |result: reply::Result<'_>, tested: &Tested| {
         reply::compose(answering, list, bot, tested, &result)
     };
@@ -533,26 +524,16 @@ pub fn test_commits(
 ) -> Result<CommitsOutcome, PipelineError> {
     let started = Instant::now();
     let mut timing = Timing::default();
-    let (target, target_why) = if job.target.is_empty() {
+    let (target, target_why) = job_target(job).unwrap_or_else(|| {
         (
             Target::default(),
             "any crash (the job names none)".to_owned(),
         )
-    } else {
-        (
-            job.target.clone(),
-            format!("{}, as the job says", job.target),
-        )
-    };
+    });
     let (base, head) = (request.base.to_string(), request.head.to_string());
     let tested = Tested {
-        job: display_job_path(&job.path),
-        reproducer_timeout_s: job.reproducer.timeout.as_secs(),
-        cpus: job.vm.cpus,
-        base_label: request.base_label,
-        base_commit: base.clone(),
-        patch_subject: request.subject,
         patched_commit: Some(head.clone()),
+        ..tested(job, request.base_label, base.clone(), request.subject)
     };
     let base_kernel = timed_build(job, tree, &base, data, Arm::Base, &mut timing, progress);
     let measured = run_arms(
@@ -570,46 +551,71 @@ pub fn test_commits(
         &mut timing,
         progress,
     )?;
-    let (head_crashes, unclean_head_runs) = match &measured {
-        Measured::BuildFailed(_) => (Vec::new(), 0),
-        Measured::Ran { patched_runs, .. } => {
-            let mut crashes: Vec<HeadCrash> = Vec::new();
+    let report = reply::body(&tested, &measured.result(target_why, request.logs_url));
+    timing.total_s = started.elapsed().as_secs_f64();
+    let (verdict, detail) = measured.verdict();
+    let mut outcome = CommitsOutcome {
+        verdict,
+        detail,
+        report,
+        decision: None,
+        head_crashes: Vec::new(),
+        unclean_head_runs: 0,
+        build_error: None,
+        timing,
+    };
+    match measured {
+        Measured::BuildFailed(failure) => outcome.build_error = Some(failure.error),
+        Measured::Ran {
+            decision,
+            patched_runs,
+            ..
+        } => {
             for crash in patched_runs.iter().flat_map(|r| &r.analysis.crashes) {
-                if !crashes.iter().any(|c| c.crash.title == crash.title) {
-                    crashes.push(HeadCrash {
+                if !outcome
+                    .head_crashes
+                    .iter()
+                    .any(|c| c.crash.title == crash.title)
+                {
+                    outcome.head_crashes.push(HeadCrash {
                         target: target.matches(crash),
                         crash: crash.clone(),
                     });
                 }
             }
-            crashes.sort_by_key(|c| !c.target);
-            let unclean = patched_runs
+            outcome.head_crashes.sort_by_key(|c| !c.target);
+            outcome.unclean_head_runs = patched_runs
                 .iter()
                 .filter(|r| r.outcome != vm::Outcome::Clean)
                 .count() as u32;
-            (crashes, unclean)
+            outcome.decision = Some(decision);
         }
-    };
-    let report = reply::body(&tested, &measured.result(target_why, request.logs_url));
-    timing.total_s = started.elapsed().as_secs_f64();
-    let (verdict, detail) = measured.verdict();
-    let build_error = match &measured {
-        Measured::BuildFailed(failure) => Some(failure.error.clone()),
-        Measured::Ran { .. } => None,
-    };
-    Ok(CommitsOutcome {
-        verdict,
-        detail,
-        report,
-        decision: match measured {
-            Measured::Ran { decision, .. } => Some(decision),
-            Measured::BuildFailed(_) => None,
-        },
-        head_crashes,
-        unclean_head_runs,
-        build_error,
-        timing,
+    }
+    Ok(outcome)
+}
+
+/// The job's own target, when it names one, with why it counts.
+fn job_target(job: &JobPlan) -> Option<(Target, String)> {
+    (!job.target.is_empty()).then(|| {
+        (
+            job.target.clone(),
+            format!("{}, as the job says", job.target),
+        )
     })
+}
+
+/// What a reply or check says was tested, before the patched commit is
+/// known.
+fn tested(job: &JobPlan, base_label: String, base_commit: String, subject: String) -> Tested {
+    Tested {
+        job: display_job_path(&job.path),
+        reproducer_timeout_s: job.reproducer.timeout.as_secs(),
+        cpus: job.vm.cpus,
+        base_label,
+        base_commit,
+        patch_subject: subject,
+        patched_commit: None,
+    }
 }
 
 /// What the arms are run with.

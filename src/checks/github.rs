@@ -368,7 +368,8 @@ fn pull(p: &Value) -> Option<Pull> {
     })
 }
 
-fn split_repo(repo: &str) -> Result<(&str, &str), GitHubError> {
+/// `owner/name` as its two parts.
+pub fn split_repo(repo: &str) -> Result<(&str, &str), GitHubError> {
     match repo.split_once('/') {
         Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((owner, name))

@@ -92,35 +92,7 @@ pub fn report(outcome: &CommitsOutcome, tree: &Tree, head: git2::Oid) -> CheckRe
             outcome
                 .head_crashes
                 .iter()
-                .filter_map(|HeadCrash { target, crash }| {
-                    let (path, line) = source_line(crash).or_else(|| {
-                        crash
-                            .guilty_frame
-                            .as_deref()
-                            .and_then(|f| tree.definition(head, f))
-                    })?;
-                    Some(Annotation {
-                        path,
-                        start_line: line,
-                        end_line: line,
-                        annotation_level: if *target {
-                            Level::Failure
-                        } else {
-                            Level::Warning
-                        },
-                        title: crash.title.clone(),
-                        message: format!(
-                            "{} in the runs of this commit ({runs} counted runs){}",
-                            crash.title,
-                            if *target {
-                                ""
-                            } else {
-                                "; not the bug the job tests"
-                            }
-                        ),
-                        raw_details: Some(truncate(&crash.report, DETAILS_MAX)),
-                    })
-                }),
+                .filter_map(|c| crash_annotation(c, runs, tree, head)),
         )
         .collect();
     CheckReport {
@@ -129,6 +101,40 @@ pub fn report(outcome: &CommitsOutcome, tree: &Tree, head: git2::Oid) -> CheckRe
         summary,
         annotations,
     }
+}
+
+/// An annotation for a crash of the head's runs (`runs` counted), at the
+/// line its report names, else at its guilty function's definition at
+/// `head`; none when neither is known.
+fn crash_annotation(
+    HeadCrash { target, crash }: &HeadCrash,
+    runs: u32,
+    tree: &Tree,
+    head: git2::Oid,
+) -> Option<Annotation> {
+    let (path, line) = source_line(crash).or_else(|| {
+        crash
+            .guilty_frame
+            .as_deref()
+            .and_then(|f| tree.definition(head, f))
+    })?;
+    let (level, aside) = if *target {
+        (Level::Failure, "")
+    } else {
+        (Level::Warning, "; not the bug the job tests")
+    };
+    Some(Annotation {
+        path,
+        start_line: line,
+        end_line: line,
+        annotation_level: level,
+        title: crash.title.clone(),
+        message: format!(
+            "{} in the runs of this commit ({runs} counted runs){aside}",
+            crash.title
+        ),
+        raw_details: Some(truncate(&crash.report, DETAILS_MAX)),
+    })
 }
 
 /// The conclusion and title of a verdict: success for FIXED or runs

@@ -467,22 +467,16 @@ impl Checker<'_> {
 
         let github = match spec.github.as_deref().map(str::trim) {
             None => None,
-            Some(repo) => match repo.split_once('/') {
-                Some((owner, name))
-                    if !owner.is_empty() && !name.is_empty() && !name.contains('/') =>
-                {
-                    Some(repo.to_owned())
-                }
-                _ => {
-                    return Err(self.err(
-                        "github",
-                        format_args!("`{repo}` is not a repository (owner/name)"),
-                    ));
-                }
-            },
+            Some(repo) if crate::checks::github::split_repo(repo).is_ok() => Some(repo.to_owned()),
+            Some(repo) => {
+                return Err(self.err(
+                    "github",
+                    format_args!("`{repo}` is not a repository (owner/name)"),
+                ));
+            }
         };
         if let Some(pw) = &spec.patchwork
-            && !(pw.url.starts_with("https://") || pw.url.starts_with("http://"))
+            && !is_http_url(&pw.url)
         {
             return Err(self.err(
                 "patchwork.url",
@@ -549,6 +543,11 @@ impl Checker<'_> {
             requires: spec.requires,
         })
     }
+}
+
+/// Whether `url` is an http or https URL.
+pub(crate) fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// A path written in `file`: `~/` is the home directory, relative paths

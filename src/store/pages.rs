@@ -242,19 +242,6 @@ fn pull_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(PullRow, u64)> {
     ))
 }
 
-/// The parameters of one page of [`paged`] rows.
-fn page_params(f: &SeriesFilter) -> [Box<dyn rusqlite::ToSql>; 6] {
-    let per_page = f.per_page.max(1);
-    [
-        Box::new(f.list.clone()),
-        Box::new(f.state.clone()),
-        Box::new(f.author.clone()),
-        Box::new(None::<i64>),
-        Box::new(per_page),
-        Box::new(i64::from(f.page) * i64::from(per_page)),
-    ]
-}
-
 impl Store {
     /// One page of series, newest first, and how many match in all.
     pub fn series_rows(&self, f: &SeriesFilter) -> Result<(Vec<SeriesRow>, u64), StoreError> {
@@ -274,8 +261,18 @@ impl Store {
         row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<(T, u64)>,
     ) -> Result<(Vec<T>, u64), StoreError> {
         let mut st = self.conn.prepare_cached(sql)?;
-        let params = page_params(f);
-        let rows = st.query_map(rusqlite::params_from_iter(params.iter()), row)?;
+        let per_page = f.per_page.max(1);
+        let rows = st.query_map(
+            params![
+                f.list,
+                f.state,
+                f.author,
+                None::<i64>,
+                per_page,
+                i64::from(f.page) * i64::from(per_page)
+            ],
+            row,
+        )?;
         let mut total = 0;
         let mut page = Vec::new();
         for r in rows {

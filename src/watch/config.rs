@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::checks::github::Auth;
-use crate::job::{self, FileError, JobPlan, line_of, parse_duration, path_in};
+use crate::job::{self, FileError, JobPlan, is_http_url, line_of, parse_duration, path_in};
 use crate::mail::Address;
 use crate::reply::Identity;
 use crate::reply::deliver::{Security, Transport};
@@ -191,14 +191,19 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
         line: line_of(&text, field),
         message: format!("{field}: {message}"),
     };
+    // A file the config names for a password, token or key, so that the
+    // config itself can be shared.
+    let secret = |field: &str, file: &str| {
+        let file = path_in(path, file);
+        std::fs::read_to_string(&file).map_err(|e| err(field, format!("{}: {e}", file.display())))
+    };
     let spec: ConfigSpec = serde_norway::from_str(&text).map_err(|e| FileError::Invalid {
         path: path.to_owned(),
         line: e.location().map(|l| l.line()),
         message: e.to_string(),
     })?;
     let lore = spec.lore.trim_end_matches('/').to_owned();
-    if !(lore.starts_with("http://") || lore.starts_with("https://") || lore.starts_with("file://"))
-    {
+    if !(is_http_url(&lore) || lore.starts_with("file://")) {
         return Err(err(
             "lore",
             format!("{lore:?} is not an http(s) or file URL"),
@@ -270,13 +275,7 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
             let login = match (smtp.user, smtp.password_file) {
                 (None, None) => None,
                 (Some(user), Some(file)) => {
-                    let file = path_in(path, &file);
-                    let password = std::fs::read_to_string(&file).map_err(|e| {
-                        err(
-                            "deliver.smtp.password_file",
-                            format!("{}: {e}", file.display()),
-                        )
-                    })?;
+                    let password = secret("deliver.smtp.password_file", &file)?;
                     Some((user, password.trim_end_matches(['\r', '\n']).to_owned()))
                 }
                 _ => {
@@ -319,30 +318,23 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
     };
     let web_url = match spec.web_url {
         None => None,
-        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
-            Some(u.trim_end_matches('/').to_owned())
-        }
+        Some(u) if is_http_url(&u) => Some(u.trim_end_matches('/').to_owned()),
         Some(u) => return Err(err("web_url", format!("{u:?} is not an http(s) URL"))),
-    };
-    let secret = |field: &str, file: &str| {
-        let file = path_in(path, file);
-        std::fs::read(&file).map_err(|e| err(field, format!("{}: {e}", file.display())))
     };
     let github = match spec.github {
         None => None,
         Some(g) => {
             let api = g.api.unwrap_or_else(|| "https://api.github.com".to_owned());
-            if !(api.starts_with("https://") || api.starts_with("http://")) {
+            if !is_http_url(&api) {
                 return Err(err("github.api", format!("{api:?} is not an http(s) URL")));
             }
             let auth = match (g.token_file, g.app_id, g.private_key_file) {
                 (Some(file), None, None) => {
-                    let token = secret("github.token_file", &file)?;
-                    Auth::Token(String::from_utf8_lossy(&token).trim().to_owned())
+                    Auth::Token(secret("github.token_file", &file)?.trim().to_owned())
                 }
                 (None, Some(id), Some(file)) => Auth::App {
                     id,
-                    key_pem: secret("github.private_key_file", &file)?,
+                    key_pem: secret("github.private_key_file", &file)?.into_bytes(),
                     key_path: path_in(path, &file).display().to_string(),
                 },
                 _ => {
@@ -353,10 +345,12 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
                 }
             };
             let webhook_secret = match g.webhook_secret_file {
-                Some(file) => {
-                    let secret = secret("github.webhook_secret_file", &file)?;
-                    Some(secret.trim_ascii_end().to_vec())
-                }
+                Some(file) => Some(
+                    secret("github.webhook_secret_file", &file)?
+                        .trim_end()
+                        .as_bytes()
+                        .to_vec(),
+                ),
                 None => None,
             };
             Some(GitHubConfig {
@@ -369,7 +363,7 @@ pub fn load(path: &Path, default_data_dir: &Path) -> Result<Config, FileError> {
     let patchwork_token = match spec.patchwork {
         None => None,
         Some(p) => Some(
-            String::from_utf8_lossy(&secret("patchwork.token_file", &p.token_file)?)
+            secret("patchwork.token_file", &p.token_file)?
                 .trim()
                 .to_owned(),
         ),
